@@ -1,0 +1,579 @@
+#!/usr/bin/env bash
+# bench/http_hello.sh - weftd against nginx on GET /api/hello/ping, then the
+# cost of plugin reloads. One command, nothing installed, everything it starts
+# is stopped and its temp directory removed on exit (also on error or Ctrl-C).
+#
+#   bench/http_hello.sh [BUILD_DIR]          (default: <repo>/build)
+#
+# Phases (see bench/README.md for what each one measures):
+#   throughput  wrk at 64 and 256 connections, weftd and nginx alternating
+#   reload      p99 at 64 connections, with and without a reload every 200 ms
+#   swap        ms from a reload request to the new plugin version serving
+#
+# Environment (defaults in brackets):
+#   BUILD_DIR [<repo>/build]  where weftd and plugins/hello.so are
+#   DURATION [10]  seconds per measured wrk run    WARMUP [2]  warm-up seconds
+#   RUNS [3]  repetitions per connection count     CONNS ["64 256"]
+#   WRK_THREADS [2]           THREADS [nproc]  weftd loops = nginx workers
+#   PHASES ["throughput reload swap"]
+#   RELOAD_CONNS [64]  RELOAD_INTERVAL [0.2] s    SWAP_SAMPLES [20]
+#   POLL_US [200]  pause between version polls in the swap phase
+#   READY_TIMEOUT [60] s      LOG_LEVEL [warn]  weftd's [log] level
+#   KEEP_TMP [0]  1 keeps the temp dir (configs, logs, raw wrk output)
+#
+# Needs: wrk (Debian package `wrk`), nginx (Debian package `nginx-light`),
+# curl and cc; the project's `make` installs all of them. This script never
+# installs anything.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_DIR=$REPO/bench
+
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+case "${1:-}" in
+-h | --help) usage; exit 0 ;;
+-*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+esac
+
+BUILD_DIR=${1:-${BUILD_DIR:-$REPO/build}}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-64 256}
+WRK_THREADS=${WRK_THREADS:-2}
+NCPU=$(nproc)
+THREADS=${THREADS:-$NCPU}
+PHASES=${PHASES:-throughput reload swap}
+RELOAD_CONNS=${RELOAD_CONNS:-64}
+RELOAD_INTERVAL=${RELOAD_INTERVAL:-0.2}
+SWAP_SAMPLES=${SWAP_SAMPLES:-20}
+POLL_US=${POLL_US:-200}
+READY_TIMEOUT=${READY_TIMEOUT:-60}
+LOG_LEVEL=${LOG_LEVEL:-warn}
+KEEP_TMP=${KEEP_TMP:-0}
+
+TMP=""
+WEFTD_PID=""
+NGINX_PID=""
+NGINX_WORKERS=""
+RELOADER_PID=""
+FAILURES=()
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'http_hello.sh: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- cleanup --
+
+# Signal one process we started, wait up to $3 seconds, then SIGKILL it.
+stop_pid() {
+    local pid=$1 sig=$2 wait_s=$3 i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill "-$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < wait_s * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "(pid $pid ignored SIG$sig for ${wait_s}s: SIGKILL)" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# Ask the reload loop to stop after its current request, so that no reload
+# is left half-sent; signal it only if it does not finish within 15 s.
+stop_reloader() {
+    local i
+    [[ -n $RELOADER_PID ]] || return 0
+    touch "$TMP/reloader.stop"
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$RELOADER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    stop_pid "$RELOADER_PID" TERM 5
+    RELOADER_PID=""
+}
+
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    set +e
+    stop_reloader
+    if [[ -n $NGINX_PID ]]; then
+        stop_pid "$NGINX_PID" TERM 5
+        # Workers outlive a SIGKILLed master; stop the ones we saw, by pid.
+        for pid in $NGINX_WORKERS; do
+            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        done
+    fi
+    [[ -n $WEFTD_PID ]] && stop_pid "$WEFTD_PID" TERM 15
+    if ((rc != 0)) && [[ -n $TMP ]]; then
+        for f in "$TMP/weftd.log" "$TMP/nginx-error.log"; do
+            [[ -s $f ]] || continue
+            say "---- last lines of ${f##*/}" >&2
+            tail -n 20 "$f" >&2
+        done
+    fi
+    if [[ -n $TMP && -d $TMP ]]; then
+        if [[ $KEEP_TMP == 1 ]]; then
+            say "temp dir kept: $TMP" >&2
+        else
+            rm -rf "$TMP"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- helpers --
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+# Median of the arguments (mean of the two middle ones for an even count).
+median() {
+    (($#)) || { echo n/a; return 0; }
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
+        END { if (NR == 0) print "n/a";
+              else if (NR % 2) printf "%.2f\n", a[(NR + 1) / 2];
+              else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# Nearest-rank percentile: percentile P VALUES...
+percentile() {
+    local p=$1
+    shift
+    (($#)) || { echo n/a; return 0; }
+    printf '%s\n' "$@" | sort -g | awk -v p="$p" '{ a[NR] = $1 }
+        END { if (NR == 0) { print "n/a"; exit }
+              i = int(p / 100 * NR); if (i < p / 100 * NR) i++; if (i < 1) i = 1;
+              printf "%.2f\n", a[i] }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+us_to_ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+
+# A loopback port nobody uses, below the usual ephemeral range.
+pick_port() {
+    local used="" sl addr rest p i
+    while read -r sl addr rest; do
+        [[ $sl == sl ]] && continue
+        used+=" $((16#${addr##*:}))"
+    done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+    used+=" "
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 12000))
+        [[ $used == *" $p "* || $p == "${WEFT_PORT:-}" ]] && continue
+        echo "$p"
+        return 0
+    done
+    return 1
+}
+
+http_code() { curl -s -o /dev/null -m 1 -w '%{http_code}' "$1" 2>/dev/null || true; }
+
+# --------------------------------------------------------------- checks ----
+
+check_tools() {
+    local missing=() pkgs=()
+    PATH=$PATH:/usr/sbin:/sbin
+    command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
+    command -v nginx >/dev/null || { missing+=(nginx); pkgs+=(nginx-light); }
+    command -v curl >/dev/null || { missing+=(curl); pkgs+=(curl); }
+    if [[ " $PHASES " == *" swap "* ]]; then
+        command -v cc >/dev/null || { missing+=(cc); pkgs+=(gcc); }
+    fi
+    if ((${#missing[@]})); then
+        {
+            say "missing tool(s): ${missing[*]}"
+            say "They come from the Debian package(s): ${pkgs[*]}."
+            say "This script installs nothing: run the project's 'make' (it installs them),"
+            say "or as root: apt-get install -y ${pkgs[*]}"
+        } >&2
+        exit 1
+    fi
+}
+
+check_args() {
+    local v c
+    for v in DURATION WARMUP RUNS WRK_THREADS THREADS RELOAD_CONNS SWAP_SAMPLES \
+        POLL_US READY_TIMEOUT; do
+        is_uint "${!v}" || die "$v must be a non-negative integer, not '${!v}'"
+    done
+    ((DURATION > 0 && RUNS > 0 && WRK_THREADS > 0 && THREADS > 0)) ||
+        die "DURATION, RUNS, WRK_THREADS and THREADS must be positive"
+    for c in $CONNS $RELOAD_CONNS; do
+        if ! is_uint "$c" || ((c < WRK_THREADS)); then
+            die "connection counts must be integers >= WRK_THREADS ($WRK_THREADS): '$c'"
+        fi
+    done
+    [[ $RELOAD_INTERVAL =~ ^[0-9]*\.?[0-9]+$ ]] || die "RELOAD_INTERVAL must be seconds, e.g. 0.2"
+    for v in $PHASES; do
+        [[ $v == throughput || $v == reload || $v == swap ]] ||
+            die "unknown phase '$v' (throughput, reload, swap)"
+    done
+}
+
+check_build() {
+    WEFTD=$BUILD_DIR/weftd
+    HELLO_SO=$BUILD_DIR/plugins/hello.so
+    [[ -x $WEFTD ]] || die "no weftd at $WEFTD: build first (cmake -S . -B build && cmake --build build) or pass BUILD_DIR"
+    [[ -f $HELLO_SO ]] || die "no hello plugin at $HELLO_SO: build first or pass BUILD_DIR"
+    WEFTD_VERSION=$("$WEFTD" --version 2>&1 | head -n 1) || die "'$WEFTD --version' failed: $WEFTD_VERSION"
+}
+
+# ----------------------------------------------------------------- weftd ---
+
+write_weft_ini() {
+    cat >"$TMP/weft.ini" <<EOF
+; generated by bench/http_hello.sh
+[server]
+listen = 127.0.0.1:$WEFT_PORT
+threads = $THREADS
+data_dir = $TMP/var
+access_log = false
+keepalive_timeout = 60s
+shutdown_timeout = 2s
+
+[log]
+level = $LOG_LEVEL
+
+[admin]
+token = $(cat "$TMP/token")
+
+[plugins]
+watch = false
+
+[plugin.hello]
+path = $TMP/plugin/hello.so
+enabled = true
+EOF
+}
+
+start_weftd() {
+    local deadline code="" unset_env=() v
+    # Our config must win: drop WEFT_* overrides from the caller's environment.
+    for v in $(compgen -e); do
+        [[ $v == WEFT_* ]] && unset_env+=(-u "$v")
+    done
+    mkdir -p "$TMP/plugin" "$TMP/var"
+    cp "$HELLO_SO" "$TMP/plugin/hello.so"
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/token"
+    printf 'Authorization: Bearer %s\n' "$(cat "$TMP/token")" >"$TMP/auth.header"
+    chmod 600 "$TMP/token" "$TMP/auth.header"
+    for _ in 1 2 3; do
+        WEFT_PORT=$(pick_port) || die "no free loopback port found"
+        WEFT_URL=http://127.0.0.1:$WEFT_PORT
+        write_weft_ini
+        "$WEFTD" --check-config "$TMP/weft.ini" >"$TMP/check.log" 2>&1 ||
+            die "weftd --check-config rejected the generated config: $(cat "$TMP/check.log")"
+        env "${unset_env[@]}" "$WEFTD" --config "$TMP/weft.ini" >"$TMP/weftd.log" 2>&1 &
+        WEFTD_PID=$!
+        deadline=$((SECONDS + READY_TIMEOUT))
+        while ((SECONDS < deadline)); do
+            kill -0 "$WEFTD_PID" 2>/dev/null || break
+            code=$(http_code "$WEFT_URL/readyz")
+            [[ $code == 200 ]] && return 0
+            sleep 0.1
+        done
+        if kill -0 "$WEFTD_PID" 2>/dev/null; then
+            die "weftd not ready after ${READY_TIMEOUT}s (GET /readyz answered '${code:-nothing}'; 000 = no answer)"
+        fi
+        wait "$WEFTD_PID" 2>/dev/null || true
+        WEFTD_PID=""
+        grep -qi 'in use' "$TMP/weftd.log" || break
+        say "(port $WEFT_PORT was taken, trying another)" >&2
+    done
+    die "weftd exited during start-up"
+}
+
+# Fetch GET /api/hello/ping from weftd: the bytes nginx will serve.
+fetch_ping() {
+    local code
+    code=$(curl -sS -m 5 -D "$TMP/ping.head" -o "$TMP/ping.body" -w '%{http_code}' \
+        "$WEFT_URL/api/hello/ping") || die "GET /api/hello/ping on weftd failed"
+    [[ $code == 200 ]] || die "GET /api/hello/ping on weftd answered $code: $(head -c 300 "$TMP/ping.body")"
+    PING_TYPE=$(tr -d '\r' <"$TMP/ping.head" | sed -n 's/^[Cc]ontent-[Tt]ype: *//p' | tail -n 1)
+    PING_TYPE=${PING_TYPE:-application/json}
+    PING_VERSION=$(sed -n 's/.*"version" *: *"\([^"]*\)".*/\1/p' "$TMP/ping.body")
+}
+
+# ----------------------------------------------------------------- nginx ---
+
+write_nginx_conf() {
+    local body
+    # Keep every byte (a trailing newline too); escape for a '...' string.
+    body=$(cat "$TMP/ping.body"; printf x)
+    body=${body%x}
+    body=${body//\\/\\\\}
+    body=${body//\'/\\\'}
+    body=${body//$'\n'/\\n}
+    body=${body//$'\r'/\\r}
+    body=${body//$'\t'/\\t}
+    body=${body//\$/\$\{dollar\}}
+    cat >"$TMP/nginx/nginx.conf" <<EOF
+# generated by bench/http_hello.sh
+worker_processes $THREADS;
+daemon off;
+master_process on;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/client_body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    keepalive_requests 100000;
+    keepalive_timeout 60s;
+    # A literal \$ in the body (nginx has no escape for it in strings).
+    geo \$dollar { default "\$"; }
+
+    server {
+        # weftd binds one socket per loop with SO_REUSEPORT; so does this.
+        listen 127.0.0.1:$NGINX_PORT reuseport;
+        location = /api/hello/ping {
+            default_type $PING_TYPE;
+            return 200 '$body';
+        }
+    }
+}
+EOF
+}
+
+start_nginx() {
+    local deadline
+    mkdir -p "$TMP/nginx"
+    for _ in 1 2 3; do
+        NGINX_PORT=$(pick_port) || die "no free loopback port found"
+        NGINX_URL=http://127.0.0.1:$NGINX_PORT
+        write_nginx_conf
+        nginx -t -q -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx-error.log" ||
+            die "nginx -t rejected the generated config ($TMP/nginx/nginx.conf)"
+        nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx-error.log" &
+        NGINX_PID=$!
+        deadline=$((SECONDS + 10))
+        while ((SECONDS < deadline)); do
+            kill -0 "$NGINX_PID" 2>/dev/null || break
+            if [[ $(http_code "$NGINX_URL/api/hello/ping") == 200 ]]; then
+                NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ' || true)
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill -0 "$NGINX_PID" 2>/dev/null && die "nginx did not answer within 10 s"
+        wait "$NGINX_PID" 2>/dev/null || true
+        NGINX_PID=""
+        grep -qi 'in use' "$TMP/nginx-error.log" || break
+        say "(port $NGINX_PORT was taken, trying another)" >&2
+    done
+    die "nginx exited during start-up"
+}
+
+check_same_bytes() {
+    curl -sS -m 5 -o "$TMP/nginx.body" "$NGINX_URL/api/hello/ping" || die "GET on nginx failed"
+    cmp -s "$TMP/ping.body" "$TMP/nginx.body" ||
+        die "nginx does not return the bytes weftd returned (see $TMP/nginx/nginx.conf)"
+    HEAD_WEFT=$(curl -s -o /dev/null -w '%{size_header}' "$WEFT_URL/api/hello/ping")
+    HEAD_NGINX=$(curl -s -o /dev/null -w '%{size_header}' "$NGINX_URL/api/hello/ping")
+}
+
+# ------------------------------------------------------------------- wrk ---
+
+WRK_SEQ=0
+declare -A W
+
+# run_wrk NAME URL CONNS SECONDS: fills W[...] from the summary.lua line.
+run_wrk() {
+    local name=$1 url=$2 conns=$3 secs=$4 out line kv
+    WRK_SEQ=$((WRK_SEQ + 1))
+    out=$TMP/wrk/$(printf '%03d' "$WRK_SEQ")-$name-c$conns.txt
+    wrk -t"$WRK_THREADS" -c"$conns" -d"${secs}s" --timeout 5s --latency \
+        -s "$BENCH_DIR/lua/summary.lua" "$url/api/hello/ping" >"$out" 2>&1 ||
+        die "wrk failed: $(cat "$out")"
+    line=$(grep '^WEFTBENCH ' "$out" | tail -n 1) || die "wrk printed no summary: $(cat "$out")"
+    W=()
+    for kv in $line; do
+        [[ $kv == *=* ]] && W[${kv%%=*}]=${kv#*=}
+    done
+    W[sockerr]=$((W[err_connect] + W[err_read] + W[err_write] + W[err_timeout]))
+    W[p99_ms]=$(us_to_ms "${W[p99_us]}")
+    W[errtext]="non2xx ${W[non2xx]}, socket errors ${W[sockerr]} (connect ${W[err_connect]} read ${W[err_read]} write ${W[err_write]} timeout ${W[err_timeout]})"
+}
+
+# ---------------------------------------------------------------- phases ---
+
+phase_throughput() {
+    local c r srv url rps_w rps_n
+    declare -gA MED_W MED_N
+    say ""
+    say "== throughput: GET /api/hello/ping, wrk -t$WRK_THREADS, ${DURATION}s runs after a ${WARMUP}s warm-up, $RUNS runs"
+    printf '%-5s %-6s %-6s %12s %10s  %s\n' conns run server "req/s" "p99 ms" errors
+    for c in $CONNS; do
+        if ((WARMUP > 0)); then
+            run_wrk warmup-weftd "$WEFT_URL" "$c" "$WARMUP"
+            run_wrk warmup-nginx "$NGINX_URL" "$c" "$WARMUP"
+        fi
+        rps_w=() rps_n=()
+        for ((r = 1; r <= RUNS; r++)); do
+            for srv in weftd nginx; do
+                url=$WEFT_URL
+                [[ $srv == nginx ]] && url=$NGINX_URL
+                run_wrk "$srv" "$url" "$c" "$DURATION"
+                printf '%-5s %-6s %-6s %12s %10s  %s\n' "$c" "$r" "$srv" "${W[rps]}" \
+                    "${W[p99_ms]}" "${W[errtext]}"
+                if [[ $srv == weftd ]]; then rps_w+=("${W[rps]}"); else rps_n+=("${W[rps]}"); fi
+                if ((W[non2xx] + W[sockerr] > 0)); then
+                    FAILURES+=("throughput $srv c=$c run $r: ${W[errtext]}")
+                fi
+            done
+        done
+        MED_W[$c]=$(median "${rps_w[@]}")
+        MED_N[$c]=$(median "${rps_n[@]}")
+    done
+    say ""
+    say "median req/s over $RUNS runs:"
+    printf '%-6s %12s %12s %14s\n' conns weftd nginx weftd/nginx
+    for c in $CONNS; do
+        printf '%-6s %12s %12s %14s\n' "$c" "${MED_W[$c]}" "${MED_N[$c]}" \
+            "$(ratio "${MED_W[$c]}" "${MED_N[$c]}")"
+    done
+}
+
+reloader() {
+    local out
+    while [[ ! -e $TMP/reloader.stop ]]; do
+        rm -f "$TMP/reload.body"
+        out=$(curl -s -m 10 -o "$TMP/reload.body" -w '%{http_code} %{time_total}' \
+            -X POST -H @"$TMP/auth.header" "$WEFT_URL/admin/plugins/hello/reload" \
+            2>/dev/null) || true
+        printf '%s %s\n' "${out:-000 0}" \
+            "$(tr -d '\n' <"$TMP/reload.body" 2>/dev/null | head -c 300)" >>"$TMP/reloads.log"
+        sleep "$RELOAD_INTERVAL"
+    done
+}
+
+phase_reload() {
+    local base_rps base_p99 base_err rel_rps rel_p99 rel_err n ok bad tmed tmax
+    say ""
+    say "== reload: p99 of GET /api/hello/ping at $RELOAD_CONNS connections, ${DURATION}s, without and with"
+    say "   POST /admin/plugins/hello/reload every ${RELOAD_INTERVAL}s (same weftd, same file)"
+    if ((WARMUP > 0)); then
+        run_wrk warmup-weftd "$WEFT_URL" "$RELOAD_CONNS" "$WARMUP"
+    fi
+    run_wrk reload-base "$WEFT_URL" "$RELOAD_CONNS" "$DURATION"
+    base_rps=${W[rps]} base_p99=${W[p99_ms]} base_err=${W[errtext]}
+    ((W[non2xx] + W[sockerr] == 0)) || FAILURES+=("reload phase, no reloads: $base_err")
+
+    : >"$TMP/reloads.log"
+    rm -f "$TMP/reloader.stop"
+    reloader &
+    RELOADER_PID=$!
+    run_wrk reload-live "$WEFT_URL" "$RELOAD_CONNS" "$DURATION"
+    stop_reloader
+    rel_rps=${W[rps]} rel_p99=${W[p99_ms]} rel_err=${W[errtext]}
+    ((W[non2xx] + W[sockerr] == 0)) || FAILURES+=("reload phase, with reloads: $rel_err")
+
+    n=$(wc -l <"$TMP/reloads.log")
+    ok=$(grep -c '^200 .*"state" *: *"running"' "$TMP/reloads.log" || true)
+    bad=$((n - ok))
+    # shellcheck disable=SC2046 # one number per word
+    tmed=$(median $(awk '$1 == 200 { printf "%.2f\n", $2 * 1000 }' "$TMP/reloads.log"))
+    # shellcheck disable=SC2046
+    tmax=$(percentile 100 $(awk '$1 == 200 { printf "%.2f\n", $2 * 1000 }' "$TMP/reloads.log"))
+    printf '%-16s %12s %10s  %s\n' "" "req/s" "p99 ms" errors
+    printf '%-16s %12s %10s  %s\n' "no reloads" "$base_rps" "$base_p99" "$base_err"
+    printf '%-16s %12s %10s  %s\n' "with reloads" "$rel_rps" "$rel_p99" "$rel_err"
+    say "p99 with/without reloads: $(ratio "$rel_p99" "$base_p99")x"
+    say "reloads: $n sent, $ok answered 200 state=running, $bad other; reload answer time under load: median $tmed ms, max $tmax ms"
+    if ((bad > 0)); then
+        FAILURES+=("reload phase: $bad reload(s) not answered 200 running, e.g.: $(grep -v '^200 ' "$TMP/reloads.log" | head -n 1)")
+    fi
+    ((n > 0)) || FAILURES+=("reload phase: no reload was sent")
+}
+
+phase_swap() {
+    local i ver res first reply status polls reconn firsts=() replies=() cflags
+    say ""
+    say "== swap: rebuild hello.so with a new HELLO_VERSION, mv it over the configured path,"
+    say "   POST /admin/plugins/hello/reload, poll GET /api/hello/ping until the new version answers"
+    say "   ($SWAP_SAMPLES samples, idle server, poll pause ${POLL_US}us)"
+    cc -std=c11 -O2 -o "$TMP/reload_latency" "$BENCH_DIR/reload_latency.c" ||
+        die "cannot build bench/reload_latency.c"
+    # _GNU_SOURCE as in the CMake build (hello.c uses nanosleep under -std=c11).
+    cflags=(-std=c11 -shared -fPIC -O2 -D_GNU_SOURCE -I"$REPO/sdk/include")
+    printf '%-7s %-12s %14s %10s %7s %7s %6s\n' sample version "new serves ms" "reply ms" status polls reconn
+    for ((i = 1; i <= SWAP_SAMPLES; i++)); do
+        ver=bench-$i
+        cc "${cflags[@]}" -DHELLO_VERSION="\"$ver\"" "$REPO/sdk/template/hello.c" \
+            -o "$TMP/plugin/.hello.so.tmp" 2>"$TMP/cc.log" ||
+            die "building hello.so failed: $(cat "$TMP/cc.log")"
+        mv -f "$TMP/plugin/.hello.so.tmp" "$TMP/plugin/hello.so"
+        res=$("$TMP/reload_latency" "$WEFT_PORT" "$TMP/token" "$ver" 10000 "$POLL_US" 2>"$TMP/rl.err") || {
+            FAILURES+=("swap sample $i ($ver): $(tr '\n' ' ' <"$TMP/rl.err") $res")
+            say "sample $i: FAILED: $(cat "$TMP/rl.err")"
+            continue
+        }
+        read -r _ first reply status polls reconn <<<"$res"
+        printf '%-7s %-12s %14s %10s %7s %7s %6s\n' "$i" "$ver" "$first" "$reply" "$status" "$polls" "$reconn"
+        firsts+=("$first")
+        replies+=("$reply")
+        ((reconn == 0)) || FAILURES+=("swap sample $i: the ping connection was dropped $reconn time(s)")
+    done
+    ((${#firsts[@]})) || die "no swap sample succeeded"
+    SWAP_FIRST="median $(median "${firsts[@]}") ms, p90 $(percentile 90 "${firsts[@]}") ms, max $(percentile 100 "${firsts[@]}") ms"
+    SWAP_REPLY="median $(median "${replies[@]}") ms, p90 $(percentile 90 "${replies[@]}") ms, max $(percentile 100 "${replies[@]}") ms"
+    say "request -> new version serving: $SWAP_FIRST (${#firsts[@]} samples)"
+    say "request -> reload answered:     $SWAP_REPLY"
+}
+
+# ------------------------------------------------------------------ main ---
+
+check_args
+check_tools
+check_build
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")
+mkdir -p "$TMP/wrk"
+
+start_weftd
+fetch_ping
+start_nginx
+check_same_bytes
+
+say "== Weft benchmark: weftd vs nginx, GET /api/hello/ping"
+say "date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "none yet")
+if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null || true) ]]; then
+    COMMIT+=" (+ local changes)"
+fi
+say "commit    $COMMIT"
+say "machine   $NCPU cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(free -h | awk '/^Mem:/ { print $2 }') RAM, Linux $(uname -r)"
+say "weftd     $WEFTD_VERSION, $THREADS event loops, $WEFT_URL, plugin hello $PING_VERSION"
+say "nginx     $(nginx -v 2>&1 | sed 's/^nginx version: //'), $THREADS workers, $NGINX_URL"
+say "wrk       $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }'), $WRK_THREADS threads, --timeout 5s"
+say "response  same body on both ($(wc -c <"$TMP/ping.body") bytes, $PING_TYPE); headers: weftd $HEAD_WEFT bytes, nginx $HEAD_NGINX bytes"
+say "NOTE      this machine has $NCPU core(s), shared by wrk ($WRK_THREADS threads) and the server under test"
+say "          (and, in the reload phase, the reload loop): absolute figures are lower than on a"
+say "          machine with a separate load generator; compare the ratios, not the req/s."
+
+for phase in $PHASES; do
+    "phase_$phase"
+done
+
+say ""
+if ((${#FAILURES[@]})); then
+    say "== CHECKS FAILED (${#FAILURES[@]}):"
+    printf '  - %s\n' "${FAILURES[@]}"
+    exit 1
+fi
+say "== all checks passed (zero non-2xx responses, zero socket errors, every reload answered 200)"

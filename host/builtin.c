@@ -1,0 +1,132 @@
+/* builtin.c - health, readiness, metrics, the plugin list and the admin
+ * endpoints. These are ordinary routes in the table, owned by the host. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "builtin.h"
+#include "host.h"
+#include "metrics.h"
+#include "plugin.h"
+#include "request.h"
+
+static int wb_healthz(weft_req *r)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+
+    return wreq_reply(r, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static int wb_readyz(weft_req *r)
+{
+    static const char body[] = "{\"status\":\"ready\"}";
+
+    if (!atomic_load(&whost_g->ready) || atomic_load(&whost_g->stopping))
+        return wreq_reply_error(r, 503, "not_ready",
+                                atomic_load(&whost_g->stopping)
+                                    ? "shutting down"
+                                    : "starting");
+    return wreq_reply(r, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static int wb_metrics(weft_req *r)
+{
+    struct evbuffer *b = evbuffer_new();
+    size_t len;
+    char *s;
+    int rc;
+
+    if (b == NULL)
+        return WEFT_ERR;
+    evbuffer_add_printf(b, "# HELP weft_info Build information.\n# TYPE "
+                           "weft_info gauge\nweft_info{version=\"%s\","
+                           "abi=\"%d.%d\"} 1\n",
+                        WEFT_VERSION, WEFT_ABI_MAJOR, WEFT_ABI_MINOR);
+    wmet_render(b, whost_g->loops, whost_g->nloops);
+    wplug_metrics(b);
+    len = evbuffer_get_length(b);
+    s = (char *)evbuffer_pullup(b, -1);
+    rc = wreq_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", s, len);
+    evbuffer_free(b);
+    return rc;
+}
+
+static int wb_plugins(weft_req *r)
+{
+    json_t *arr = wplug_info(), *body;
+    int rc;
+
+    if (arr == NULL)
+        return WEFT_ERR;
+    body = json_pack("{s:o}", "plugins", arr);
+    if (body == NULL)
+        return WEFT_ERR;
+    rc = wreq_reply_json(r, 200, body);
+    json_decref(body);
+    return rc;
+}
+
+/* An admin reload: the work runs on the control thread, which owns every
+ * plugin operation; the answer comes back on the request's loop. */
+struct wb_reload {
+    char *name;
+    int status;
+    json_t *body;
+};
+
+static void wb_reload_work(void *arg)
+{
+    struct wb_reload *job = arg;
+
+    if (atomic_load(&whost_g->stopping)) {
+        job->status = 503;
+        job->body = json_pack("{s:{s:s,s:s}}", "error", "code", "unavailable",
+                              "message", "shutting down");
+        return;
+    }
+    job->status = wplug_reload(whost_g->config_path, job->name, &job->body);
+}
+
+static void wb_reload_done(weft_req *r, void *arg)
+{
+    struct wb_reload *job = arg;
+
+    if (job->body != NULL)
+        wreq_reply_json(r, job->status, job->body);
+    else
+        wreq_reply_error(r, 500, "internal", "out of memory");
+    json_decref(job->body);
+    free(job->name);
+    free(job);
+}
+
+static int wb_reload(weft_req *r)
+{
+    const char *name = r->api->req_param(r, "name");
+    struct wb_reload *job = calloc(1, sizeof(*job));
+
+    if (job == NULL || (job->name = strdup(name ? name : "")) == NULL) {
+        free(job);
+        return WEFT_ERR;
+    }
+    if (wreq_defer_on(r, &whost_g->ctl, wb_reload_work, wb_reload_done, job) !=
+        WEFT_OK) {
+        free(job->name);
+        free(job);
+        return wreq_reply_error(r, 503, "unavailable", "try again");
+    }
+    return WEFT_OK;
+}
+
+int wbuiltin_register(void)
+{
+    if (wplug_host_route("GET", "/healthz", 0, wb_healthz) ||
+        wplug_host_route("GET", "/readyz", 0, wb_readyz) ||
+        wplug_host_route("GET", "/metrics", 0, wb_metrics) ||
+        wplug_host_route("GET", "/api/plugins", 0, wb_plugins) ||
+        wplug_host_route("POST", "/admin/plugins/:name/reload",
+                         WEFT_ROUTE_ADMIN, wb_reload))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,59 @@
+/* http_conn.h - one client connection on one loop: reading heads and bodies,
+ * pipelining in order, limits, timeouts, lingering close. */
+#ifndef WEFT_HOST_HTTP_CONN_H
+#define WEFT_HOST_HTTP_CONN_H
+
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+struct wloop;
+struct weft_req;
+
+enum {
+    WC_HEAD = 0, /* waiting for a request head                 */
+    WC_BODY,     /* reading a Content-Length body              */
+    WC_CHUNKED,  /* reading a chunked body                     */
+    WC_BUSY,     /* the handler has the request                */
+    WC_CLOSING,  /* flushing the last answer, then close       */
+    WC_LINGER    /* answered and half-closed: discard input     */
+};
+
+struct wconn {
+    struct wloop *loop;
+    struct bufferevent *bev; /* NULL once the socket is gone */
+    int state;
+    struct weft_req *req;
+    size_t scan; /* bytes of input already searched for CRLF CRLF */
+    char remote[64];
+    unsigned keepalive : 1;
+    unsigned eof : 1;
+    unsigned in_process : 1;
+    unsigned wait_write : 1;
+    unsigned linger_after_write : 1;
+    unsigned ready : 1;  /* WC_BUSY: complete, not yet dispatched */
+    unsigned zombie : 1; /* freed when wconn_process() returns */
+    struct event *timer;
+    struct wconn *prev, *next;
+};
+
+/* evconnlistener callback argument is the loop. */
+void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
+                  struct sockaddr *sa, int salen, void *arg);
+
+/* The connection's output, or NULL when the client is gone. */
+struct evbuffer *wconn_output(struct wconn *c);
+
+/* The request's answer is fully queued: log, release, go on or close. */
+void wconn_request_done(struct wconn *c, int keepalive);
+
+/* Pick up buffered input again (after an asynchronous answer). */
+void wconn_resume(struct wconn *c);
+
+/* Graceful shutdown: close idle connections, others close after their
+ * current answer. */
+void wconn_drain(struct wloop *l);
+/* Close every connection now (after the shutdown timeout). */
+void wconn_close_all(struct wloop *l);
+
+#endif

@@ -1,0 +1,434 @@
+/* main.c - weftd: command line, start-up, signals and shutdown. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "builtin.h"
+#include "host.h"
+#include "http_conn.h"
+#include "log.h"
+#include "metrics.h"
+#include "plugin.h"
+#include "router.h"
+#include "settings.h"
+#include "watch.h"
+#include "worker.h"
+
+struct whost *whost_g;
+
+static struct whost wmain_host;
+static struct event *wmain_drain_timer;
+static struct timespec wmain_deadline;
+
+char *whost_admin_token(void)
+{
+    char *t = NULL;
+
+    pthread_mutex_lock(&whost_g->admin_mu);
+    if (whost_g->admin_token != NULL && whost_g->admin_token[0] != '\0')
+        t = strdup(whost_g->admin_token);
+    pthread_mutex_unlock(&whost_g->admin_mu);
+    return t;
+}
+
+static void wmain_usage(FILE *f)
+{
+    fprintf(f, "usage: weftd --config FILE      run\n"
+               "       weftd --check-config FILE  check a config and exit "
+               "(0 valid, 2 not)\n"
+               "       weftd --version\n");
+}
+
+static int wmain_check(const char *path)
+{
+    struct wdiag d = {0};
+    struct wsettings *s = wsettings_load(path, &d, &d);
+    int bad;
+
+    if (s != NULL)
+        wplug_check_config(s, &d);
+    for (int i = 0; i < d.n; i++)
+        fprintf(stderr, "%s\n", d.msgs[i]);
+    bad = d.n > 0 || s == NULL;
+    if (!bad)
+        printf("configuration ok: %s\n", path);
+    wdiag_free(&d);
+    wsettings_free(s);
+    return bad ? 2 : 0;
+}
+
+static void wmain_limits(const struct wsettings *s, struct whost_limits *l)
+{
+    l->http.max_uri = (size_t)s->max_uri;
+    l->http.max_headers = (int)s->max_headers;
+    l->http.max_body = s->max_body;
+    l->max_header = (size_t)s->max_header;
+    l->max_connections = (int)s->max_connections;
+    l->header_timeout_ms = (int)s->header_timeout;
+    l->keepalive_timeout_ms = (int)s->keepalive_timeout;
+    l->body_timeout_ms = (int)s->body_timeout;
+    l->access_log = (int)s->access_log;
+}
+
+static void *wmain_loop_thread(void *arg)
+{
+    struct wloop *l = arg;
+
+    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* ---- shutdown ---------------------------------------------------------- */
+
+static void wmain_loop_drain(void *arg)
+{
+    struct wloop *l = arg;
+
+    l->draining = 1;
+    if (l->lst != NULL) {
+        evconnlistener_free(l->lst);
+        l->lst = NULL;
+    }
+    wconn_drain(l);
+}
+
+static void wmain_loop_break(void *arg)
+{
+    struct wloop *l = arg;
+
+    event_base_loopbreak(l->base);
+}
+
+static void wmain_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct timespec now;
+    struct timeval tv = {0, 50000};
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (atomic_load(&whost_g->nconns) == 0) {
+        event_base_loopbreak(whost_g->ctl.base);
+        return;
+    }
+    if (now.tv_sec > wmain_deadline.tv_sec ||
+        (now.tv_sec == wmain_deadline.tv_sec &&
+         now.tv_nsec >= wmain_deadline.tv_nsec)) {
+        wlog(WLOG_WARN, "host",
+             "shutdown timeout: closing %d connection(s) still open",
+             atomic_load(&whost_g->nconns));
+        event_base_loopbreak(whost_g->ctl.base);
+        return;
+    }
+    evtimer_add(wmain_drain_timer, &tv);
+}
+
+static void wmain_on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    int64_t ms = whost_g->set->shutdown_timeout;
+
+    (void)what;
+    (void)arg;
+    if (atomic_exchange(&whost_g->stopping, 1))
+        return;
+    wlog(WLOG_INFO, "host", "signal %d: stop accepting, draining for up to "
+                            "%lld ms",
+         (int)sig, (long long)ms);
+    for (int i = 0; i < whost_g->nloops; i++)
+        wloop_post(&whost_g->loops[i], wmain_loop_drain, &whost_g->loops[i]);
+    clock_gettime(CLOCK_MONOTONIC, &wmain_deadline);
+    wmain_deadline.tv_sec += ms / 1000;
+    wmain_deadline.tv_nsec += (ms % 1000) * 1000000L;
+    if (wmain_deadline.tv_nsec >= 1000000000L) {
+        wmain_deadline.tv_sec++;
+        wmain_deadline.tv_nsec -= 1000000000L;
+    }
+    wmain_drain_check(-1, 0, NULL);
+}
+
+/* ---- SIGHUP ------------------------------------------------------------ */
+
+static void wmain_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct wdiag d = {0}, pd = {0};
+    struct wsettings *ns, *old = whost_g->set;
+
+    (void)sig;
+    (void)what;
+    (void)arg;
+    if (atomic_load(&whost_g->stopping))
+        return;
+    wlog(WLOG_INFO, "host", "SIGHUP: re-reading %s", whost_g->config_path);
+    ns = wsettings_load(whost_g->config_path, &d, &pd);
+    if (ns == NULL || d.n > 0) {
+        for (int i = 0; i < d.n; i++)
+            wlog(WLOG_ERROR, "host", "config: %s", d.msgs[i]);
+        wlog(WLOG_ERROR, "host", "config not applied; still running the "
+                                 "previous one");
+        wdiag_free(&d);
+        wdiag_free(&pd);
+        wsettings_free(ns);
+        return;
+    }
+    for (int i = 0; i < pd.n; i++)
+        wlog(WLOG_WARN, "host", "config: %s", pd.msgs[i]);
+    wdiag_free(&pd);
+    if (strcmp(ns->listen_host, old->listen_host) != 0 ||
+        ns->port != old->port || ns->threads != old->threads ||
+        ns->workers != old->workers || strcmp(ns->data_dir, old->data_dir) != 0)
+        wlog(WLOG_WARN, "host", "listen, threads, workers and data_dir "
+                                "changes take effect after a restart");
+    wlog_set_level((int)ns->log_level);
+    pthread_mutex_lock(&whost_g->admin_mu);
+    free(whost_g->admin_token);
+    whost_g->admin_token = ns->admin_token ? strdup(ns->admin_token) : NULL;
+    pthread_mutex_unlock(&whost_g->admin_mu);
+    whost_g->set = ns;
+    wplug_sync(ns);
+    wwatch_update(ns);
+    wsettings_free(old);
+}
+
+/* ---- start-up ---------------------------------------------------------- */
+
+/* Refuse a port somebody already listens on: with SO_REUSEPORT alone, a
+ * second weftd would silently share the traffic. */
+static int wmain_port_free(const char *host, int port)
+{
+    struct sockaddr_storage ss;
+    int fd, one = 1, rc;
+
+    if (port == 0)
+        return 1;
+    memset(&ss, 0, sizeof(ss));
+    fd = wloop_bind(host, 0, NULL); /* just to learn the address family */
+    if (fd < 0)
+        return 1;
+    {
+        socklen_t sl = sizeof(ss);
+        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        close(fd);
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    rc = bind(fd, (struct sockaddr *)&ss,
+              ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                       : sizeof(struct sockaddr_in));
+    /* Two SO_REUSEADDR sockets may bind the same port; the clash with a
+     * listening socket only shows at listen(). */
+    if (rc == 0)
+        rc = listen(fd, 1);
+    rc = rc == 0 || errno != EADDRINUSE;
+    close(fd);
+    return rc;
+}
+
+static int wmain_listen(struct whost *h)
+{
+    int port = h->set->port, fd;
+
+    if (!wmain_port_free(h->set->listen_host, port)) {
+        wlog(WLOG_ERROR, "host", "%s:%d is already in use",
+             h->set->listen_host, port);
+        return -1;
+    }
+    for (int i = 0; i < h->nloops; i++) {
+        fd = wloop_bind(h->set->listen_host, port, i == 0 ? &port : NULL);
+        if (fd < 0) {
+            wlog(WLOG_ERROR, "host", "cannot listen on %s:%d: %s",
+                 h->set->listen_host, port, strerror(errno));
+            return -1;
+        }
+        h->loops[i].lst = evconnlistener_new(h->loops[i].base, wconn_accept,
+                                             &h->loops[i],
+                                             LEV_OPT_CLOSE_ON_FREE, 0, fd);
+        if (h->loops[i].lst == NULL) {
+            close(fd);
+            return -1;
+        }
+    }
+    wlog(WLOG_INFO, "host", "listening on %s:%d with %d event loop(s)",
+         h->set->listen_host, port, h->nloops);
+    return 0;
+}
+
+static int wmain_run(const char *path)
+{
+    struct whost *h = &wmain_host;
+    struct wdiag d = {0}, pd = {0};
+    struct event *ev_term, *ev_int, *ev_hup;
+    sigset_t block, old;
+    int rc = 1, started = 0;
+    long ncpu;
+
+    whost_g = h;
+    pthread_mutex_init(&h->admin_mu, NULL);
+    if (evthread_use_pthreads() != 0) {
+        wlog(WLOG_ERROR, "host", "libevent has no pthreads support");
+        return 1;
+    }
+    h->config_path = realpath(path, NULL);
+    if (h->config_path == NULL) {
+        wlog(WLOG_ERROR, "host", "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    h->set = wsettings_load(h->config_path, &d, &pd);
+    if (h->set == NULL || d.n > 0) {
+        for (int i = 0; i < d.n; i++)
+            wlog(WLOG_ERROR, "host", "config: %s", d.msgs[i]);
+        wdiag_free(&d);
+        wdiag_free(&pd);
+        wsettings_free(h->set);
+        free(h->config_path);
+        return 2;
+    }
+    for (int i = 0; i < pd.n; i++)
+        wlog(WLOG_WARN, "host", "config: %s", pd.msgs[i]);
+    wdiag_free(&pd);
+    wlog_set_level((int)h->set->log_level);
+    wmain_limits(h->set, &h->lim);
+    h->admin_token = h->set->admin_token ? strdup(h->set->admin_token) : NULL;
+    if (mkdir(h->set->data_dir, 0700) != 0 && errno != EEXIST) {
+        wlog(WLOG_ERROR, "host", "cannot create data_dir %s: %s",
+             h->set->data_dir, strerror(errno));
+        goto out;
+    }
+
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    h->nloops = h->set->threads > 0 ? (int)h->set->threads
+                                    : (int)(ncpu > 0 ? ncpu : 1);
+    h->loops = calloc((size_t)h->nloops, sizeof(*h->loops));
+    if (h->loops == NULL || wloop_init(&h->ctl, -1) != 0)
+        goto out;
+    for (int i = 0; i < h->nloops; i++)
+        if (wloop_init(&h->loops[i], i) != 0 ||
+            (h->loops[i].met = wmet_loop_new()) == NULL)
+            goto out;
+    if (wplug_init() != 0 || wbuiltin_register() != 0)
+        goto out;
+    {
+        struct wrtable *t = wplug_first_table(h->nloops);
+        if (t == NULL)
+            goto out;
+        for (int i = 0; i < h->nloops; i++)
+            h->loops[i].rt = t;
+    }
+    if (wmain_listen(h) != 0)
+        goto out;
+    h->pool = wpool_start((int)h->set->workers, (int)h->set->worker_queue);
+    if (h->pool == NULL)
+        goto out;
+
+    signal(SIGPIPE, SIG_IGN);
+    ev_term = evsignal_new(h->ctl.base, SIGTERM, wmain_on_stop, NULL);
+    ev_int = evsignal_new(h->ctl.base, SIGINT, wmain_on_stop, NULL);
+    ev_hup = evsignal_new(h->ctl.base, SIGHUP, wmain_on_hup, NULL);
+    wmain_drain_timer = evtimer_new(h->ctl.base, wmain_drain_check, NULL);
+    if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
+        wmain_drain_timer == NULL || evsignal_add(ev_term, NULL) != 0 ||
+        evsignal_add(ev_int, NULL) != 0 || evsignal_add(ev_hup, NULL) != 0)
+        goto out;
+
+    /* Signals are for the control thread only. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    for (int i = 0; i < h->nloops; i++) {
+        if (pthread_create(&h->loops[i].thr, NULL, wmain_loop_thread,
+                           &h->loops[i]) != 0) {
+            wlog(WLOG_ERROR, "host", "cannot start loop threads");
+            break;
+        }
+        started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started == h->nloops) {
+        wplug_sync(h->set);
+        wwatch_update(h->set);
+        atomic_store(&h->ready, 1);
+        wlog(WLOG_INFO, "host", "weftd %s ready (ABI %d.%d, pid %ld)",
+             WEFT_VERSION, WEFT_ABI_MAJOR, WEFT_ABI_MINOR, (long)getpid());
+        event_base_loop(h->ctl.base, EVLOOP_NO_EXIT_ON_EMPTY);
+        rc = 0;
+    }
+
+    /* Shut down: the loops stop, queued work finishes, then plugins go. */
+    wwatch_stop();
+    for (int i = 0; i < started; i++)
+        wloop_post(&h->loops[i], wmain_loop_break, &h->loops[i]);
+    for (int i = 0; i < started; i++)
+        pthread_join(h->loops[i].thr, NULL);
+    wpool_stop(h->pool);
+    h->pool = NULL;
+    for (int i = 0; i < h->nloops; i++) {
+        wloop_run_tasks(&h->loops[i]);
+        wconn_close_all(&h->loops[i]);
+        wrtable_release(h->loops[i].rt);
+        h->loops[i].rt = NULL;
+    }
+    wplug_fini();
+    event_free(ev_term);
+    event_free(ev_int);
+    event_free(ev_hup);
+    event_free(wmain_drain_timer);
+    wlog(WLOG_INFO, "host", "stopped");
+out:
+    if (h->pool != NULL)
+        wpool_stop(h->pool);
+    if (h->loops != NULL) {
+        for (int i = 0; i < h->nloops; i++) {
+            if (h->loops[i].base != NULL)
+                wloop_destroy(&h->loops[i]);
+            wmet_loop_free(h->loops[i].met);
+        }
+        free(h->loops);
+    }
+    if (h->ctl.base != NULL)
+        wloop_destroy(&h->ctl);
+    wsettings_free(h->set);
+    free(h->admin_token);
+    free(h->config_path);
+    libevent_global_shutdown();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("weftd %s (plugin ABI %d.%d)\n", WEFT_VERSION, WEFT_ABI_MAJOR,
+               WEFT_ABI_MINOR);
+        return 0;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+                      strcmp(argv[1], "-h") == 0)) {
+        wmain_usage(stdout);
+        return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "--check-config") == 0)
+        return wmain_check(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--config") == 0)
+        return wmain_run(argv[2]);
+    wmain_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,88 @@
+/* request.h - one HTTP request: what the SDK's weft_req handle points to. */
+#ifndef WEFT_HOST_REQUEST_H
+#define WEFT_HOST_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <weft/weft.h>
+
+#include "http_parse.h"
+#include "router.h"
+
+struct wconn;
+struct wloop;
+struct weft_plugin;
+
+struct weft_req {
+    const weft_api *api; /* first: the SDK's inline wrappers read it */
+    struct wconn *conn;
+    struct wloop *loop;
+
+    char *headbuf; /* the head, parsed in place */
+    struct whttp_head head;
+    struct whttp_header *hdrs;
+    char *path;        /* decoded path                      */
+    const char *query; /* raw query (after '?'), or ""      */
+    char *scratch;     /* router segment buffer             */
+    struct wmatch match;
+    struct weft_plugin *inst; /* version serving it (a reference) */
+
+    struct evbuffer *body;
+    char *body_flat; /* body made contiguous on demand */
+    size_t body_len;
+    int64_t body_left; /* Content-Length bytes still to read */
+    int chunk_state;   /* for chunked bodies */
+    int64_t chunk_left;
+
+    char rid[72];
+    struct timespec t0;
+    int status;
+    uint64_t bytes_out;
+    struct evbuffer *rhdrs; /* extra response headers */
+    char **strs;            /* strings handed out (freed with the request) */
+    int nstrs;
+
+    unsigned replied : 1;   /* an answer was produced         */
+    unsigned streaming : 1; /* a streamed answer is open       */
+    unsigned is_head : 1;   /* HEAD: headers only              */
+    unsigned finished : 1;
+    unsigned finish_wanted : 1; /* finish once `busy` drops to 0 */
+    int busy;    /* host code up the stack still uses the request */
+    int pending; /* weft_defer() jobs not yet completed */
+};
+
+extern const weft_api wapi_table;
+
+/* Make a request for `conn`; the head is parsed by the caller. */
+struct weft_req *wreq_new(struct wconn *conn);
+void wreq_free(struct weft_req *r);
+
+/* Send a complete answer (copied). `ctype` may be NULL (no body type). */
+int wreq_reply(struct weft_req *r, int status, const char *ctype,
+               const void *body, size_t len);
+int wreq_reply_error(struct weft_req *r, int status, const char *code,
+                     const char *message);
+int wreq_reply_json(struct weft_req *r, int status, json_t *j);
+
+int wreq_stream_start(struct weft_req *r, int status, const char *ctype);
+int wreq_stream_write(struct weft_req *r, const void *data, size_t len);
+int wreq_stream_end(struct weft_req *r);
+
+/* Route and run the handler (the head and body are complete). */
+void wreq_dispatch(struct weft_req *r);
+
+/* Run work on `target` (the control loop) or the pool when NULL, then
+ * done(r, arg) on r's loop. */
+int wreq_defer_on(struct weft_req *r, struct wloop *target,
+                  weft_work_fn work, weft_done_fn done, void *arg);
+
+/* Keep a malloc'd string until the request ends; returns it. */
+const char *wreq_keep(struct weft_req *r, char *s);
+
+/* {"error":{"code":..., "message":...}} as a malloc'd string. */
+char *werr_json(const char *code, const char *message, size_t *len);
+
+#endif

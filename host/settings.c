@@ -1,0 +1,277 @@
+/* settings.c - the host's keys: one table, checked with locations. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "settings.h"
+
+/* A host key: where it goes in struct wsettings, its type and bounds. */
+struct wset_key {
+    const char *section, *key;
+    int type;
+    const char *def;
+    int64_t min, max;
+    size_t off;
+};
+
+#define WSET_OFF(f) offsetof(struct wsettings, f)
+#define WSET_LISTEN 100 /* host:port, parsed specially */
+#define WSET_LEVEL 101  /* log level name */
+
+static const struct wset_key wset_keys[] = {
+    {"server", "listen", WSET_LISTEN, "127.0.0.1:8080", 0, 0, 0},
+    {"server", "threads", WCFG_INT, "0", 0, 256, WSET_OFF(threads)},
+    {"server", "workers", WCFG_INT, "4", 1, 256, WSET_OFF(workers)},
+    {"server", "worker_queue", WCFG_INT, "1024", 1, 1000000,
+     WSET_OFF(worker_queue)},
+    {"server", "data_dir", WCFG_STRING, "var", 0, 0, WSET_OFF(data_dir)},
+    {"server", "max_body", WCFG_SIZE, "1m", 0, 1LL << 32, WSET_OFF(max_body)},
+    {"server", "max_uri", WCFG_SIZE, "8k", 64, 1 << 20, WSET_OFF(max_uri)},
+    {"server", "max_header", WCFG_SIZE, "16k", 256, 1 << 20,
+     WSET_OFF(max_header)},
+    {"server", "max_headers", WCFG_INT, "100", 4, 1000, WSET_OFF(max_headers)},
+    {"server", "max_connections", WCFG_INT, "10000", 1, 1000000,
+     WSET_OFF(max_connections)},
+    {"server", "header_timeout", WCFG_MS, "10s", 100, 3600000,
+     WSET_OFF(header_timeout)},
+    {"server", "keepalive_timeout", WCFG_MS, "60s", 100, 3600000,
+     WSET_OFF(keepalive_timeout)},
+    {"server", "body_timeout", WCFG_MS, "30s", 100, 3600000,
+     WSET_OFF(body_timeout)},
+    {"server", "shutdown_timeout", WCFG_MS, "10s", 0, 3600000,
+     WSET_OFF(shutdown_timeout)},
+    {"server", "access_log", WCFG_BOOL, "true", 0, 0, WSET_OFF(access_log)},
+    {"log", "level", WSET_LEVEL, "info", 0, 0, WSET_OFF(log_level)},
+    {"admin", "token", WCFG_STRING, "", 0, 0, WSET_OFF(admin_token)},
+    {"plugins", "watch", WCFG_BOOL, "false", 0, 0, WSET_OFF(watch)},
+};
+
+static const char *const wset_sections[] = {"server", "log", "admin",
+                                            "plugins"};
+
+static int wset_listen(struct wsettings *s, const char *v, const char **why)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    long port;
+
+    if (colon == NULL || colon == v) {
+        *why = "expected host:port, e.g. 127.0.0.1:8080";
+        return -1;
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535 || colon[1] == '\0') {
+        *why = "port must be 0..65535";
+        return -1;
+    }
+    free(s->listen_host);
+    if (v[0] == '[' && colon[-1] == ']')
+        s->listen_host = strndup(v + 1, (size_t)(colon - v - 2));
+    else
+        s->listen_host = strndup(v, (size_t)(colon - v));
+    s->port = (int)port;
+    return s->listen_host == NULL ? -1 : 0;
+}
+
+static void wset_apply(struct wsettings *s, const struct wset_key *k,
+                       const char *v, const char *origin, int line,
+                       struct wdiag *d)
+{
+    const char *why = NULL;
+    int64_t n;
+    char **sp;
+    int lvl;
+
+    switch (k->type) {
+    case WSET_LISTEN:
+        if (wset_listen(s, v, &why) != 0)
+            wdiag_add(d, origin, line, "[server] listen = '%s': %s", v,
+                      why ? why : "out of memory");
+        return;
+    case WSET_LEVEL:
+        lvl = wlog_level_parse(v);
+        if (lvl < 0)
+            wdiag_add(d, origin, line,
+                      "[log] level = '%s': expected error, warn, info or debug",
+                      v);
+        else
+            s->log_level = lvl;
+        return;
+    case WCFG_STRING:
+        sp = (char **)(void *)((char *)s + k->off);
+        free(*sp);
+        *sp = strdup(v);
+        return;
+    default:
+        if (wcfg_parse_value(k->type, v, k->min, k->max, &n, &why) != 0) {
+            if (k->min != 0 || k->max != 0)
+                wdiag_add(d, origin, line, "[%s] %s = '%s': %s (%lld..%lld)",
+                          k->section, k->key, v, why, (long long)k->min,
+                          (long long)k->max);
+            else
+                wdiag_add(d, origin, line, "[%s] %s = '%s': %s", k->section,
+                          k->key, v, why);
+            return;
+        }
+        *(int64_t *)(void *)((char *)s + k->off) = n;
+    }
+}
+
+static int wset_plugin_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+
+    if (len == 0 || len > 32 || !((n[0] >= 'a' && n[0] <= 'z') ||
+                                  (n[0] >= '0' && n[0] <= '9')))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') ||
+              n[i] == '-' || n[i] == '_'))
+            return 0;
+    return 1;
+}
+
+static void wset_plugin(struct wsettings *s, struct wcfg_section *sec,
+                        struct wdiag *d)
+/* `d` here is the plugin-problems list: those never stop the host. */
+{
+    struct wsettings_plugin *p, *arr;
+    struct wcfg_entry *e;
+    const char *why = NULL;
+    const char *name = sec->name + strlen("plugin.");
+    int64_t b;
+    struct stat st;
+
+    if (!wset_plugin_name_ok(name)) {
+        wdiag_add(d, s->cfg->path, sec->line,
+                  "[%s]: plugin names are 1-32 of a-z, 0-9, '-', '_'",
+                  sec->name);
+        return;
+    }
+    for (int i = 0; i < s->nplugins; i++)
+        if (strcmp(s->plugins[i].name, name) == 0)
+            return; /* the section was repeated; entries are merged */
+    arr = realloc(s->plugins, (size_t)(s->nplugins + 1) * sizeof(*arr));
+    if (arr == NULL)
+        return;
+    s->plugins = arr;
+    p = &arr[s->nplugins++];
+    memset(p, 0, sizeof(*p));
+    p->name = strdup(name);
+    p->section = strdup(sec->name);
+    p->origin = s->cfg->path;
+    p->line = sec->line;
+
+    e = wcfg_lookup(s->cfg, sec->name, "enabled");
+    if (e != NULL) {
+        e->used = 1;
+        if (wcfg_parse_value(WCFG_BOOL, e->value, 0, 0, &b, &why) != 0)
+            wdiag_add(d, e->origin, e->line, "[%s] enabled = '%s': %s",
+                      sec->name, e->value, why);
+        else
+            p->enabled = (int)b;
+    }
+    e = wcfg_lookup(s->cfg, sec->name, "path");
+    if (e == NULL || e->value[0] == '\0') {
+        if (p->enabled)
+            wdiag_add(d, s->cfg->path, sec->line, "[%s]: missing key 'path'",
+                      sec->name);
+        return;
+    }
+    e->used = 1;
+    p->path = wcfg_path(s->cfg, e->value);
+    if (p->enabled && p->path != NULL && stat(p->path, &st) != 0)
+        wdiag_add(d, e->origin, e->line, "[%s] path: plugin file %s not found",
+                  sec->name, p->path);
+}
+
+struct wsettings *wsettings_load(const char *path, struct wdiag *d,
+                                 struct wdiag *pd)
+{
+    struct wsettings *s;
+    struct wcfg_section *sec;
+    struct wcfg_entry *e;
+    size_t nkeys = sizeof(wset_keys) / sizeof(wset_keys[0]);
+
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->cfg = wcfg_read(path, d);
+    if (s->cfg == NULL) {
+        free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < nkeys; i++)
+        wset_apply(s, &wset_keys[i], wset_keys[i].def, NULL, 0, d);
+    for (size_t i = 0; i < nkeys; i++) {
+        e = wcfg_lookup(s->cfg, wset_keys[i].section, wset_keys[i].key);
+        if (e == NULL)
+            continue;
+        e->used = 1;
+        wset_apply(s, &wset_keys[i], e->value, e->origin, e->line, d);
+    }
+    /* data_dir is relative to the config file, like plugin paths. */
+    if (s->data_dir != NULL && s->data_dir[0] != '/') {
+        char *abs = wcfg_path(s->cfg, s->data_dir);
+        free(s->data_dir);
+        s->data_dir = abs;
+    }
+
+    for (sec = s->cfg->sections; sec != NULL; sec = sec->next) {
+        int known = 0;
+        if (strncmp(sec->name, "plugin.", 7) == 0) {
+            wset_plugin(s, sec, pd);
+            continue;
+        }
+        for (size_t i = 0; i < sizeof(wset_sections) / sizeof(*wset_sections);
+             i++)
+            known |= strcmp(sec->name, wset_sections[i]) == 0;
+        if (!known)
+            wdiag_add(d, s->cfg->path, sec->line, "unknown section [%s]",
+                      sec->name);
+    }
+    /* Keys in host sections that no table entry claimed. Plugin sections'
+     * own keys are checked against the plugin's declared table later. */
+    for (e = s->cfg->entries; e != NULL; e = e->next) {
+        int host_section = 0;
+        if (e->used || strncmp(e->section, "plugin.", 7) == 0)
+            continue;
+        for (size_t i = 0; i < sizeof(wset_sections) / sizeof(*wset_sections);
+             i++)
+            host_section |= strcmp(e->section, wset_sections[i]) == 0;
+        if (host_section)
+            wdiag_add(d, e->origin, e->line, "unknown key '%s' in [%s]",
+                      e->key, e->section);
+    }
+    return s;
+}
+
+void wsettings_free(struct wsettings *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < s->nplugins; i++) {
+        free(s->plugins[i].name);
+        free(s->plugins[i].section);
+        free(s->plugins[i].path);
+    }
+    free(s->plugins);
+    free(s->listen_host);
+    free(s->data_dir);
+    free(s->admin_token);
+    wcfg_free(s->cfg);
+    free(s);
+}
+
+const struct wsettings_plugin *wsettings_plugin(const struct wsettings *s,
+                                                const char *name)
+{
+    for (int i = 0; i < s->nplugins; i++)
+        if (strcmp(s->plugins[i].name, name) == 0)
+            return &s->plugins[i];
+    return NULL;
+}

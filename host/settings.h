@@ -1,0 +1,46 @@
+/* settings.h - the host's validated configuration. */
+#ifndef WEFT_HOST_SETTINGS_H
+#define WEFT_HOST_SETTINGS_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct wsettings_plugin {
+    char *name;    /* "hello" for [plugin.hello]                  */
+    char *section; /* "plugin.hello"                               */
+    char *path;    /* resolved against the config's directory      */
+    int enabled;
+    const char *origin; /* where the section starts               */
+    int line;
+};
+
+struct wsettings {
+    struct wcfg *cfg; /* kept for plugin keys and their locations */
+
+    char *listen_host;
+    int port;
+    int64_t threads, workers, worker_queue;
+    char *data_dir;
+    int64_t max_body, max_uri, max_header, max_headers, max_connections;
+    int64_t header_timeout, keepalive_timeout, body_timeout, shutdown_timeout;
+    int64_t access_log;
+    int64_t log_level;
+    char *admin_token;
+    int64_t watch;
+
+    struct wsettings_plugin *plugins;
+    int nplugins;
+};
+
+/* Read and check `path`. Problems of the host's own sections go to `d`,
+ * those of [plugin.*] sections to `pd` (which may be `d`): one bad plugin
+ * must not stop the host. Returns NULL when the file could not be read. */
+struct wsettings *wsettings_load(const char *path, struct wdiag *d,
+                                 struct wdiag *pd);
+void wsettings_free(struct wsettings *s);
+
+const struct wsettings_plugin *wsettings_plugin(const struct wsettings *s,
+                                                const char *name);
+
+#endif

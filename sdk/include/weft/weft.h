@@ -1,0 +1,413 @@
+/*
+ * weft.h - the Weft plugin SDK, ABI 1.
+ *
+ * This is the only header a plugin includes. A plugin is a shared object that
+ * exports one function, weft_plugin_entry(), returning a const descriptor. The
+ * host hands the plugin its API as an append-only function table; the plugin
+ * links nothing from the host and is loaded RTLD_LOCAL from a private copy, so
+ * a rebuilt file can be loaded next to the running one.
+ *
+ * Stability rules (for the people who maintain this file):
+ *   - struct weft_api only ever grows at the end; a field is never removed,
+ *     reordered or retyped within a major version. Each addition bumps
+ *     WEFT_ABI_MINOR and is marked "since 1.N".
+ *   - No #ifdef-dependent layout anywhere in this file.
+ *   - Handles are opaque. Each handle begins with a pointer to the API table
+ *     (as JNI's JNIEnv does), which is how the inline wrappers below reach the
+ *     host without any global variable in the plugin.
+ *
+ * Threading and reload rules for plugin authors (see sdk/README.md):
+ *   - no mutable static or global state: keep state in the host-owned slot
+ *     (weft_state()) or in the database;
+ *   - no threads of your own, no atexit(), no signal handlers: blocking work
+ *     goes to the host's worker pool through weft_defer();
+ *   - every callback may run on any event-loop thread, concurrently with
+ *     itself; a request's callbacks all run on that request's own loop;
+ *   - never keep a weft_req pointer after the request was answered.
+ */
+#ifndef WEFT_WEFT_H
+#define WEFT_WEFT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_ABI_MAJOR 1
+#define WEFT_ABI_MINOR 0
+
+/* Name of the one symbol every plugin exports. */
+#define WEFT_ENTRY_SYMBOL "weft_plugin_entry"
+
+/* Return codes. Zero is success; errors are negative. */
+#define WEFT_OK 0
+#define WEFT_ERR (-1)      /* generic failure; details were logged     */
+#define WEFT_ENOSYS (-2)   /* the host is older than this call         */
+#define WEFT_EINVAL (-3)   /* bad argument                             */
+#define WEFT_EBUSY (-4)    /* a bounded queue is full; answer 503      */
+#define WEFT_ENOENT (-5)   /* no such key, parameter or header         */
+
+/* Log levels for weft_log() and weft_req_log(). */
+enum weft_log_level {
+    WEFT_LOG_ERROR = 0,
+    WEFT_LOG_WARN = 1,
+    WEFT_LOG_INFO = 2,
+    WEFT_LOG_DEBUG = 3
+};
+
+/* Route flags, or-ed together in weft_route(). */
+#define WEFT_ROUTE_NONE 0u
+/* The route needs the admin credential (Authorization: Bearer <token>). */
+#define WEFT_ROUTE_ADMIN 0x01u
+/* The handler reads no body: a request with a body is refused with 413. */
+#define WEFT_ROUTE_NO_BODY 0x02u
+
+/* Types of declared configuration keys. */
+enum weft_config_type {
+    WEFT_CFG_STRING = 1,
+    WEFT_CFG_INT = 2,   /* signed 64-bit, checked against min..max       */
+    WEFT_CFG_BOOL = 3,  /* true/false, yes/no, on/off, 1/0               */
+    WEFT_CFG_SIZE = 4,  /* bytes, with optional k, m or g suffix        */
+    WEFT_CFG_MS = 5     /* duration in ms, with optional ms, s or m suffix */
+};
+
+/*
+ * One configuration key of a plugin section. Plugins declare their keys in a
+ * table so that `weftd --check-config` can check them, with file and line,
+ * without running the plugin. `path` and `enabled` are the host's own keys and
+ * must not be declared. The table ends with an entry whose key is NULL.
+ */
+typedef struct weft_config_key {
+    const char *key;
+    int type;          /* enum weft_config_type                         */
+    const char *def;   /* default, as it would be written in the file   */
+    int64_t min, max;  /* bounds for INT, SIZE and MS; ignored otherwise */
+    const char *help;  /* one line, shown by --check-config             */
+} weft_config_key;
+
+typedef struct weft_api weft_api;
+typedef struct weft_plugin weft_plugin; /* one loaded version of a plugin */
+typedef struct weft_req weft_req;       /* one HTTP request               */
+
+/* A route handler. Return WEFT_OK once it answered the request or handed
+ * it to weft_defer(); any other value makes the host answer 500. */
+typedef int (*weft_handler_fn)(weft_req *req);
+
+/* Blocking work run on a host worker thread; it must not touch the request. */
+typedef void (*weft_work_fn)(void *arg);
+/* Completion of weft_defer(), run on the request's own loop. */
+typedef void (*weft_done_fn)(weft_req *req, void *arg);
+
+/*
+ * The descriptor returned by weft_plugin_entry(). The host reads abi_major
+ * first and refuses a mismatch; it reads only the first struct_size bytes.
+ */
+typedef struct weft_plugin_desc {
+    uint32_t abi_major;   /* WEFT_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor;   /* WEFT_ABI_MINOR the plugin was built with */
+    uint32_t struct_size; /* sizeof(weft_plugin_desc)                 */
+    const char *name;     /* must equal the config section's name     */
+    const char *version;  /* free text, shown in /api/plugins         */
+    const char *summary;  /* one line                                 */
+    const weft_config_key *config; /* declared keys, or NULL          */
+
+    /* Called once per loaded version, before it serves. Register routes
+     * here. Return WEFT_OK, or an error after weft_plugin_fail() to say why;
+     * the previous version (if any) keeps serving. */
+    int (*init)(weft_plugin *p);
+
+    /* Called on the running version when a new one is about to replace it.
+     * Return WEFT_OK to allow the reload, or an error after
+     * weft_plugin_fail() to veto it; may be NULL. */
+    int (*quiesce)(weft_plugin *p);
+
+    /* Called once the version served its last request, just before the
+     * host unloads it; may be NULL. Must not block. */
+    void (*shutdown)(weft_plugin *p);
+} weft_plugin_desc;
+
+/*
+ * The host's function table. Append-only; check weft_api_has() before using
+ * a member marked "since 1.N" with N > 0.
+ */
+struct weft_api {
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    uint32_t struct_size; /* sizeof(struct weft_api) in the host */
+
+    /* plugin (since 1.0) */
+    const char *(*plugin_name)(weft_plugin *p);
+    void (*plugin_logv)(weft_plugin *p, int level, const char *fmt, va_list ap);
+    void (*plugin_fail)(weft_plugin *p, const char *fmt, va_list ap);
+    int (*route)(weft_plugin *p, const char *method, const char *pattern,
+                 unsigned flags, weft_handler_fn fn);
+    int (*config_string)(weft_plugin *p, const char *key, const char **out);
+    int (*config_int)(weft_plugin *p, const char *key, int64_t *out);
+    int (*config_bool)(weft_plugin *p, const char *key, int *out);
+    void *(*state)(weft_plugin *p, size_t size, uint32_t layout);
+    void (*state_lock)(weft_plugin *p);
+    void (*state_unlock)(weft_plugin *p);
+
+    /* request (since 1.0) */
+    weft_plugin *(*req_plugin)(weft_req *r);
+    const char *(*req_method)(weft_req *r);
+    const char *(*req_path)(weft_req *r);
+    const char *(*req_param)(weft_req *r, const char *name);
+    const char *(*req_query)(weft_req *r, const char *name);
+    const char *(*req_header)(weft_req *r, const char *name);
+    const char *(*req_id)(weft_req *r);
+    const char *(*req_remote)(weft_req *r);
+    const void *(*req_body)(weft_req *r, size_t *len);
+    json_t *(*req_json)(weft_req *r, const char **error);
+    void (*req_logv)(weft_req *r, int level, const char *fmt, va_list ap);
+
+    /* response (since 1.0) */
+    int (*resp_header)(weft_req *r, const char *name, const char *value);
+    int (*reply)(weft_req *r, int status, const char *content_type,
+                 const void *body, size_t len);
+    int (*reply_json)(weft_req *r, int status, json_t *body);
+    int (*reply_error)(weft_req *r, int status, const char *code,
+                       const char *message);
+    int (*stream_start)(weft_req *r, int status, const char *content_type);
+    int (*stream_write)(weft_req *r, const void *data, size_t len);
+    int (*stream_end)(weft_req *r);
+
+    /* worker pool (since 1.0) */
+    int (*defer)(weft_req *r, weft_work_fn work, weft_done_fn done, void *arg);
+};
+
+/* The entry point every plugin defines (use WEFT_PLUGIN below). */
+typedef const weft_plugin_desc *(*weft_entry_fn)(void);
+
+/* Define the entry point returning `desc`. */
+#define WEFT_PLUGIN(desc)                                                     \
+    __attribute__((visibility("default"))) const weft_plugin_desc *           \
+    weft_plugin_entry(void);                                                  \
+    const weft_plugin_desc *weft_plugin_entry(void) { return &(desc); }
+
+/* Fill the first three fields of a descriptor. */
+#define WEFT_DESC_HEADER                                                      \
+    .abi_major = WEFT_ABI_MAJOR, .abi_minor = WEFT_ABI_MINOR,                 \
+    .struct_size = (uint32_t)sizeof(weft_plugin_desc)
+
+/* ---- inline wrappers: what plugins call ------------------------------- */
+
+/* Every handle begins with the API pointer. */
+#define WEFT__API(h) (*(const weft_api *const *)(const void *)(h))
+
+/* True when the host provides member `m` of struct weft_api. */
+#define weft_api_has(h, m)                                                    \
+    (offsetof(weft_api, m) + sizeof(((weft_api *)0)->m) <=                    \
+     WEFT__API(h)->struct_size)
+
+static inline const weft_api *weft_api_of(const void *handle)
+{
+    return WEFT__API(handle);
+}
+
+/* The plugin's section name, e.g. "hello". */
+static inline const char *weft_plugin_name(weft_plugin *p)
+{
+    return WEFT__API(p)->plugin_name(p);
+}
+
+/* Log a line tagged with the plugin's name. */
+__attribute__((format(printf, 3, 4))) static inline void
+weft_log(weft_plugin *p, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    WEFT__API(p)->plugin_logv(p, level, fmt, ap);
+    va_end(ap);
+}
+
+/* Record why init or quiesce failed; shown in logs, /api/plugins and the
+ * admin reload response. */
+__attribute__((format(printf, 2, 3))) static inline void
+weft_plugin_fail(weft_plugin *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    WEFT__API(p)->plugin_fail(p, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Register a route; call from init only. `pattern` must start with
+ * "/api/<plugin-name>/" (or equal "/api/<plugin-name>"); a segment ":name"
+ * binds a path parameter, a last segment "*name" binds the rest of the path.
+ * Method is an upper-case token ("GET", "POST", ...). Routes belong to this
+ * version: they vanish with it.
+ */
+static inline int weft_route(weft_plugin *p, const char *method,
+                             const char *pattern, unsigned flags,
+                             weft_handler_fn fn)
+{
+    return WEFT__API(p)->route(p, method, pattern, flags, fn);
+}
+
+/* Typed config accessors for keys declared in the descriptor. The value is
+ * the file's, overridden by WEFT_PLUGIN_<NAME>_<KEY>, or the default. */
+static inline int weft_config_string(weft_plugin *p, const char *key,
+                                     const char **out)
+{
+    return WEFT__API(p)->config_string(p, key, out);
+}
+static inline int weft_config_int(weft_plugin *p, const char *key,
+                                  int64_t *out)
+{
+    return WEFT__API(p)->config_int(p, key, out);
+}
+static inline int weft_config_bool(weft_plugin *p, const char *key, int *out)
+{
+    return WEFT__API(p)->config_bool(p, key, out);
+}
+
+/*
+ * The plugin's host-owned state slot: `size` zeroed bytes that survive
+ * reloads of the plugin and are freed when it is disabled. The memory is the
+ * same block for every version that asks for the same size and layout; a
+ * different size or layout number gives a fresh zeroed block (so a version
+ * that changed its struct never reads the old one). Keep no pointers into the
+ * plugin's code or static data in it: that code is unloaded on reload.
+ * Returns NULL when out of memory.
+ */
+static inline void *weft_state(weft_plugin *p, size_t size, uint32_t layout)
+{
+    return WEFT__API(p)->state(p, size, layout);
+}
+/* A mutex that guards the state slot, shared by all versions. */
+static inline void weft_state_lock(weft_plugin *p)
+{
+    WEFT__API(p)->state_lock(p);
+}
+static inline void weft_state_unlock(weft_plugin *p)
+{
+    WEFT__API(p)->state_unlock(p);
+}
+
+/* The version of the plugin serving this request. */
+static inline weft_plugin *weft_req_plugin(weft_req *r)
+{
+    return WEFT__API(r)->req_plugin(r);
+}
+/* "GET", "POST", ... */
+static inline const char *weft_req_method(weft_req *r)
+{
+    return WEFT__API(r)->req_method(r);
+}
+/* The decoded path, without the query string. */
+static inline const char *weft_req_path(weft_req *r)
+{
+    return WEFT__API(r)->req_path(r);
+}
+/* A path parameter bound by ":name" in the route pattern, or NULL. */
+static inline const char *weft_req_param(weft_req *r, const char *name)
+{
+    return WEFT__API(r)->req_param(r, name);
+}
+/* The first query parameter `name`, percent-decoded, or NULL. */
+static inline const char *weft_req_query(weft_req *r, const char *name)
+{
+    return WEFT__API(r)->req_query(r, name);
+}
+/* A request header (case-insensitive name), or NULL. */
+static inline const char *weft_req_header(weft_req *r, const char *name)
+{
+    return WEFT__API(r)->req_header(r, name);
+}
+/* The request id (X-Request-Id accepted or generated). */
+static inline const char *weft_req_id(weft_req *r)
+{
+    return WEFT__API(r)->req_id(r);
+}
+/* The client's address, "ip:port". */
+static inline const char *weft_req_remote(weft_req *r)
+{
+    return WEFT__API(r)->req_remote(r);
+}
+/* The raw body (never NULL; NUL-terminated past len for convenience). */
+static inline const void *weft_req_body(weft_req *r, size_t *len)
+{
+    return WEFT__API(r)->req_body(r, len);
+}
+/*
+ * The body parsed as JSON (strict: valid UTF-8, no trailing data, no
+ * duplicate keys). Returns a new reference the caller must json_decref(),
+ * or NULL with *error set to a message fit for a 400 answer.
+ */
+static inline json_t *weft_req_json(weft_req *r, const char **error)
+{
+    return WEFT__API(r)->req_json(r, error);
+}
+/* Log a line tagged with the plugin and the request id. */
+__attribute__((format(printf, 3, 4))) static inline void
+weft_req_log(weft_req *r, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    WEFT__API(r)->req_logv(r, level, fmt, ap);
+    va_end(ap);
+}
+
+/* Add a response header; call before replying. Names and values with CR,
+ * LF or NUL are refused, as are the host's own framing headers. */
+static inline int weft_resp_header(weft_req *r, const char *name,
+                                   const char *value)
+{
+    return WEFT__API(r)->resp_header(r, name, value);
+}
+/* Answer with a body; the bytes are copied. */
+static inline int weft_reply(weft_req *r, int status, const char *content_type,
+                             const void *body, size_t len)
+{
+    return WEFT__API(r)->reply(r, status, content_type, body, len);
+}
+/* Answer with JSON. Does not steal the reference. */
+static inline int weft_reply_json(weft_req *r, int status, json_t *body)
+{
+    return WEFT__API(r)->reply_json(r, status, body);
+}
+/* Answer {"error":{"code":code,"message":message}} with `status`. */
+static inline int weft_reply_error(weft_req *r, int status, const char *code,
+                                   const char *message)
+{
+    return WEFT__API(r)->reply_error(r, status, code, message);
+}
+/* Streaming answer: chunked for HTTP/1.1, close-delimited for HTTP/1.0. */
+static inline int weft_stream_start(weft_req *r, int status,
+                                    const char *content_type)
+{
+    return WEFT__API(r)->stream_start(r, status, content_type);
+}
+static inline int weft_stream_write(weft_req *r, const void *data, size_t len)
+{
+    return WEFT__API(r)->stream_write(r, data, len);
+}
+static inline int weft_stream_end(weft_req *r)
+{
+    return WEFT__API(r)->stream_end(r);
+}
+
+/*
+ * Run `work(arg)` on a host worker thread, then `done(req, arg)` on the
+ * request's own loop, where the handler may answer. The plugin version stays
+ * loaded until done() returned. If the client went away meanwhile, done() is
+ * still called and its answer is discarded. Returns WEFT_EBUSY when the
+ * bounded queue is full (answer 503).
+ */
+static inline int weft_defer(weft_req *r, weft_work_fn work, weft_done_fn done,
+                             void *arg)
+{
+    return WEFT__API(r)->defer(r, work, done, arg);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_WEFT_H */

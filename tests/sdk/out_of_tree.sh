@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# out_of_tree.sh BUILD_DIR SOURCE_DIR
+#
+# Checks that a plugin author needs nothing but the installed SDK:
+#   1. cmake --install BUILD_DIR into a temporary prefix;
+#   2. copy sdk/template to a temporary directory outside the source tree;
+#   3. build it with `make`, pkg-config seeing only <prefix>'s .pc files,
+#      and check no compile command reaches into the source or build tree;
+#   4. run its test (`make test`) against <prefix>/bin/weftd;
+#   5. build the same copy with CMake (-DCMAKE_PREFIX_PATH=<prefix>) and run
+#      ctest there;
+#   6. remove the temporary directories (WEFT_KEEP_TMP=1 keeps them).
+set -euo pipefail
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2
+    exit 2
+fi
+build=$(cd "$1" && pwd -P)
+src=$(cd "$2" && pwd -P)
+
+step() { printf '\n==== %s\n' "$*"; }
+run() { printf '+ %s\n' "$*"; "$@"; }
+die() { printf '\nsdk_out_of_tree: FAIL: %s\n' "$*" >&2; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-sdk-oot.XXXXXX")
+tmp=$(cd "$tmp" && pwd -P)
+cleanup() {
+    local rc=$?
+    if [ "${WEFT_KEEP_TMP:-0}" = 1 ]; then
+        echo "kept $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+    [ $rc -eq 0 ] || echo "sdk_out_of_tree: FAILED (exit $rc)" >&2
+}
+trap cleanup EXIT
+
+case "$tmp/" in
+    "$src"/* | "$build"/*) die "temporary dir $tmp is inside the source or build tree; set TMPDIR elsewhere" ;;
+esac
+
+prefix=$tmp/prefix
+copy=$tmp/hello
+log=$tmp/build.log
+
+# The build output just logged must not mention the source or build tree.
+check_log() {
+    if grep -n -F -e "$src/" -e "$build/" "$log"; then
+        die "the commands above reached into the source or build tree"
+    fi
+}
+
+# Nothing from the caller's environment may point the compiler at the tree.
+unset CPATH C_INCLUDE_PATH LIBRARY_PATH PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR \
+      CMAKE_PREFIX_PATH WEFT_HARNESS_WEFTD || true
+export PKG_CONFIG_PATH=
+
+step "1. install the SDK and weftd from $build into $prefix"
+run cmake --install "$build" --prefix "$prefix"
+
+weftd=$prefix/bin/weftd
+[ -x "$weftd" ] ||
+    die "$weftd was not installed: host/CMakeLists.txt needs install(TARGETS weftd RUNTIME DESTINATION \${CMAKE_INSTALL_BINDIR})"
+run "$weftd" --version
+
+# GNUInstallDirs picks lib, lib64 or lib/<multiarch>: look where it went.
+mapfile -t pcs < <(find "$prefix" -path '*/pkgconfig/weft-sdk.pc')
+[ ${#pcs[@]} -eq 1 ] || die "want one weft-sdk.pc under $prefix, found ${#pcs[@]}"
+pcdir=$(dirname "${pcs[0]}")
+[ -f "$pcdir/weft-harness.pc" ] || die "no weft-harness.pc next to ${pcs[0]}"
+[ -f "$prefix/include/weft/weft.h" ] || die "no include/weft/weft.h under $prefix"
+echo "pkg-config dir: $pcdir"
+
+step "2. copy sdk/template to $copy"
+run cp -R "$src/sdk/template" "$copy"
+run make -C "$copy" clean   # in case someone built inside the template
+
+step "3. build with make and pkg-config (PKG_CONFIG_PATH=$pcdir)"
+export PKG_CONFIG_PATH=$pcdir
+for m in weft-sdk weft-harness; do
+    flags=$(pkg-config --cflags --libs "$m") || die "pkg-config cannot use $m.pc"
+    echo "$m: $flags"
+    case " $flags " in
+        *"$src"* | *"$build"*) die "$m.pc points into the source or build tree: $flags" ;;
+    esac
+    case " $flags " in
+        *" -I$prefix/"*) ;;
+        *) die "$m.pc does not point at the installed headers under $prefix: $flags (its prefix must follow the install prefix)" ;;
+    esac
+done
+run make -C "$copy" 2>&1 | tee "$log"
+[ -f "$copy/hello.so" ] || die "make did not produce hello.so"
+check_log
+nm -D --defined-only "$copy/hello.so" | grep -q ' weft_plugin_entry$' ||
+    die "hello.so does not export weft_plugin_entry"
+
+step "4. run the template's test with make (WEFT_HARNESS_WEFTD=$weftd)"
+export WEFT_HARNESS_WEFTD=$weftd
+run make -C "$copy" test 2>&1 | tee "$log"
+check_log
+
+step "5. build the same copy with CMake (-DCMAKE_PREFIX_PATH=$prefix) and run ctest"
+export PKG_CONFIG_PATH=
+run cmake -S "$copy" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_BUILD_TYPE=Debug
+run cmake --build "$tmp/cmake-build" --verbose 2>&1 | tee "$log"
+[ -f "$tmp/cmake-build/hello.so" ] || die "CMake did not produce hello.so"
+check_log
+run ctest --test-dir "$tmp/cmake-build" --output-on-failure
+
+step "6. clean up"
+echo "sdk_out_of_tree: OK"
