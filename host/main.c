@@ -26,22 +26,9 @@
 #include "watch.h"
 #include "worker.h"
 
-struct whost *whost_g;
-
 static struct whost wmain_host;
 static struct event *wmain_drain_timer;
 static struct timespec wmain_deadline;
-
-char *whost_admin_token(void)
-{
-    char *t = NULL;
-
-    pthread_mutex_lock(&whost_g->admin_mu);
-    if (whost_g->admin_token != NULL && whost_g->admin_token[0] != '\0')
-        t = strdup(whost_g->admin_token);
-    pthread_mutex_unlock(&whost_g->admin_mu);
-    return t;
-}
 
 static void wmain_usage(FILE *f)
 {
