@@ -123,13 +123,18 @@ static void wreq_access_log(struct weft_req *r, double secs)
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* The raw path (no query: it may carry secrets); the parser already
+     * refused spaces and control characters in it. */
+    const char *tg = r->head.target ? r->head.target : "-";
+    int plen = (int)strcspn(tg, "?");
+
     n = snprintf(line, sizeof(line),
-                 "%s.%03ldZ info access rid=%s method=%.16s target=%.256s "
+                 "%s.%03ldZ info access rid=%s method=%.16s path=%.*s "
                  "status=%d bytes=%llu ms=%.3f plugin=%s route=%.128s "
                  "remote=%s loop=%d\n",
                  ts, now.tv_nsec / 1000000L, r->rid,
                  r->head.method ? r->head.method : "-",
-                 r->head.target ? r->head.target : "-", r->status,
+                 plen > 256 ? 256 : plen, tg, r->status,
                  (unsigned long long)r->bytes_out, secs * 1000.0,
                  rt && rt->inst ? rt->inst->slot->name : rt ? "host" : "-",
                  rt ? rt->pattern : "-", r->conn->remote, r->loop->id);

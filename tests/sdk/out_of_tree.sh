@@ -102,8 +102,10 @@ check_log
 
 step "5. build the same copy with CMake (-DCMAKE_PREFIX_PATH=$prefix) and run ctest"
 export PKG_CONFIG_PATH=
+# LDFLAGS is set by the sanitizer build (the installed harness is
+# instrumented there); a plugin author normally leaves it empty.
 run cmake -S "$copy" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_BUILD_TYPE=Debug
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_EXE_LINKER_FLAGS="${LDFLAGS:-}"
 run cmake --build "$tmp/cmake-build" --verbose 2>&1 | tee "$log"
 [ -f "$tmp/cmake-build/hello.so" ] || die "CMake did not produce hello.so"
 check_log
