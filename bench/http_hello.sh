@@ -59,6 +59,7 @@ WEFTD_PID=""
 NGINX_PID=""
 NGINX_WORKERS=""
 RELOADER_PID=""
+WRK_PID=""
 FAILURES=()
 
 say() { printf '%s\n' "$*"; }
@@ -84,7 +85,376 @@ stop_pid() {
 
 # Ask the reload loop to stop after its current request, so that no reload
 # is left half-sent; signal it only if it does not finish within 15 s.
-stop_# POST a reload every RELOAD_INTERVAL on a fixed schedule (the next one
+stop_reloader() {
+    local i
+    [[ -n $RELOADER_PID ]] || return 0
+    touch "$TMP/reloader.stop"
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$RELOADER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    stop_pid "$RELOADER_PID" TERM 5
+    RELOADER_PID=""
+}
+
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    set +e
+    [[ -n $WRK_PID ]] && stop_pid "$WRK_PID" TERM 5
+    stop_reloader
+    if [[ -n $NGINX_PID ]]; then
+        stop_pid "$NGINX_PID" TERM 5
+        # Workers outlive a SIGKILLed master; stop the ones we saw, by pid.
+        for pid in $NGINX_WORKERS; do
+            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        done
+    fi
+    [[ -n $WEFTD_PID ]] && stop_pid "$WEFTD_PID" TERM 15
+    if ((rc != 0)) && [[ -n $TMP ]]; then
+        for f in "$TMP/weftd.log" "$TMP/nginx-error.log"; do
+            [[ -s $f ]] || continue
+            say "---- last lines of ${f##*/}" >&2
+            tail -n 20 "$f" >&2
+        done
+    fi
+    if [[ -n $TMP && -d $TMP ]]; then
+        if [[ $KEEP_TMP == 1 ]]; then
+            say "temp dir kept: $TMP" >&2
+        else
+            rm -rf "$TMP"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- helpers --
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+# Median of the arguments (mean of the two middle ones for an even count).
+median() {
+    (($#)) || { echo n/a; return 0; }
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
+        END { if (NR % 2) printf "%.2f\n", a[(NR + 1) / 2];
+              else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# Nearest-rank percentile: percentile P VALUES...
+percentile() {
+    local p=$1
+    shift
+    (($#)) || { echo n/a; return 0; }
+    printf '%s\n' "$@" | sort -g | awk -v p="$p" '{ a[NR] = $1 }
+        END { i = int(p / 100 * NR); if (i < p / 100 * NR) i++; if (i < 1) i = 1;
+              printf "%.2f\n", a[i] }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+us_to_ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+
+# A loopback port nobody uses, below the usual ephemeral range.
+pick_port() {
+    local used="" sl addr rest p i
+    while read -r sl addr rest; do
+        [[ $sl == sl ]] && continue
+        used+=" $((16#${addr##*:}))"
+    done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+    used+=" "
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 12000))
+        [[ $used == *" $p "* || $p == "${WEFT_PORT:-}" ]] && continue
+        echo "$p"
+        return 0
+    done
+    return 1
+}
+
+http_code() { curl -s -o /dev/null -m 1 -w '%{http_code}' "$1" 2>/dev/null || true; }
+
+# --------------------------------------------------------------- checks ----
+
+check_tools() {
+    local missing=() pkgs=()
+    PATH=$PATH:/usr/sbin:/sbin
+    command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
+    command -v nginx >/dev/null || { missing+=(nginx); pkgs+=(nginx-light); }
+    command -v curl >/dev/null || { missing+=(curl); pkgs+=(curl); }
+    if [[ " $PHASES " == *" swap "* ]]; then
+        command -v cc >/dev/null || { missing+=(cc); pkgs+=(gcc); }
+    fi
+    if ((${#missing[@]})); then
+        {
+            say "missing tool(s): ${missing[*]}"
+            say "They come from the Debian package(s): ${pkgs[*]}."
+            say "This script installs nothing: run the project's 'make' (it installs them),"
+            say "or as root: apt-get install -y ${pkgs[*]}"
+        } >&2
+        exit 1
+    fi
+}
+
+check_args() {
+    local v c
+    for v in DURATION WARMUP RUNS WRK_THREADS THREADS RELOAD_CONNS SWAP_SAMPLES \
+        POLL_US READY_TIMEOUT; do
+        is_uint "${!v}" || die "$v must be a non-negative integer, not '${!v}'"
+    done
+    ((DURATION > 0 && RUNS > 0 && WRK_THREADS > 0 && THREADS > 0)) ||
+        die "DURATION, RUNS, WRK_THREADS and THREADS must be positive"
+    for c in $CONNS $RELOAD_CONNS; do
+        if ! is_uint "$c" || ((c < WRK_THREADS)); then
+            die "connection counts must be integers >= WRK_THREADS ($WRK_THREADS): '$c'"
+        fi
+    done
+    [[ $RELOAD_INTERVAL =~ ^[0-9]*\.?[0-9]+$ ]] || die "RELOAD_INTERVAL must be seconds, e.g. 0.2"
+    RELOAD_INTERVAL_US=$(awk -v s="$RELOAD_INTERVAL" 'BEGIN { printf "%d", s * 1000000 }')
+    for v in $PHASES; do
+        [[ $v == throughput || $v == reload || $v == swap ]] ||
+            die "unknown phase '$v' (throughput, reload, swap)"
+    done
+}
+
+check_build() {
+    WEFTD=$BUILD_DIR/weftd
+    HELLO_SO=$BUILD_DIR/plugins/hello.so
+    [[ -x $WEFTD ]] || die "no weftd at $WEFTD: build first (cmake -S . -B build && cmake --build build) or pass BUILD_DIR"
+    [[ -f $HELLO_SO ]] || die "no hello plugin at $HELLO_SO: build first or pass BUILD_DIR"
+    WEFTD_VERSION=$("$WEFTD" --version 2>&1 | head -n 1) || die "'$WEFTD --version' failed: $WEFTD_VERSION"
+}
+
+# ----------------------------------------------------------------- weftd ---
+
+write_weft_ini() {
+    cat >"$TMP/weft.ini" <<EOF
+; generated by bench/http_hello.sh
+[server]
+listen = 127.0.0.1:$WEFT_PORT
+threads = $THREADS
+data_dir = $TMP/var
+access_log = false
+keepalive_timeout = 60s
+shutdown_timeout = 2s
+
+[log]
+level = $LOG_LEVEL
+
+[admin]
+token = $(cat "$TMP/token")
+
+[plugins]
+watch = false
+
+[plugin.hello]
+path = $TMP/plugin/hello.so
+enabled = true
+EOF
+}
+
+start_weftd() {
+    local deadline code="" unset_env=() v
+    # Our config must win: drop WEFT_* overrides from the caller's environment.
+    for v in $(compgen -e); do
+        [[ $v == WEFT_* ]] && unset_env+=(-u "$v")
+    done
+    mkdir -p "$TMP/plugin" "$TMP/var"
+    cp "$HELLO_SO" "$TMP/plugin/hello.so"
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/token"
+    printf 'Authorization: Bearer %s\n' "$(cat "$TMP/token")" >"$TMP/auth.header"
+    chmod 600 "$TMP/token" "$TMP/auth.header"
+    for _ in 1 2 3; do
+        WEFT_PORT=$(pick_port) || die "no free loopback port found"
+        WEFT_URL=http://127.0.0.1:$WEFT_PORT
+        write_weft_ini
+        "$WEFTD" --check-config "$TMP/weft.ini" >"$TMP/check.log" 2>&1 ||
+            die "weftd --check-config rejected the generated config: $(cat "$TMP/check.log")"
+        env "${unset_env[@]}" "$WEFTD" --config "$TMP/weft.ini" >"$TMP/weftd.log" 2>&1 &
+        WEFTD_PID=$!
+        deadline=$((SECONDS + READY_TIMEOUT))
+        while ((SECONDS < deadline)); do
+            kill -0 "$WEFTD_PID" 2>/dev/null || break
+            code=$(http_code "$WEFT_URL/readyz")
+            [[ $code == 200 ]] && return 0
+            sleep 0.1
+        done
+        if kill -0 "$WEFTD_PID" 2>/dev/null; then
+            die "weftd not ready after ${READY_TIMEOUT}s (GET /readyz answered '${code:-nothing}'; 000 = no answer)"
+        fi
+        wait "$WEFTD_PID" 2>/dev/null || true
+        WEFTD_PID=""
+        grep -qi 'in use' "$TMP/weftd.log" || break
+        say "(port $WEFT_PORT was taken, trying another)" >&2
+    done
+    die "weftd exited during start-up"
+}
+
+# Fetch GET /api/hello/ping from weftd: the bytes nginx will serve.
+fetch_ping() {
+    local code
+    code=$(curl -sS -m 5 -D "$TMP/ping.head" -o "$TMP/ping.body" -w '%{http_code}' \
+        "$WEFT_URL/api/hello/ping") || die "GET /api/hello/ping on weftd failed"
+    [[ $code == 200 ]] || die "GET /api/hello/ping on weftd answered $code: $(head -c 300 "$TMP/ping.body")"
+    PING_TYPE=$(tr -d '\r' <"$TMP/ping.head" | sed -n 's/^[Cc]ontent-[Tt]ype: *//p' | tail -n 1)
+    PING_TYPE=${PING_TYPE:-application/json}
+    PING_VERSION=$(sed -n 's/.*"version" *: *"\([^"]*\)".*/\1/p' "$TMP/ping.body")
+}
+
+# ----------------------------------------------------------------- nginx ---
+
+write_nginx_conf() {
+    local body
+    # Keep every byte (a trailing newline too); escape for a '...' string.
+    body=$(cat "$TMP/ping.body"; printf x)
+    body=${body%x}
+    body=${body//\\/\\\\}
+    body=${body//\'/\\\'}
+    body=${body//$'\n'/\\n}
+    body=${body//$'\r'/\\r}
+    body=${body//$'\t'/\\t}
+    body=${body//\$/\$\{dollar\}}
+    cat >"$TMP/nginx/nginx.conf" <<EOF
+# generated by bench/http_hello.sh
+worker_processes $THREADS;
+daemon off;
+master_process on;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/client_body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    keepalive_requests 100000;
+    keepalive_timeout 60s;
+    # A literal \$ in the body (nginx has no escape for it in strings).
+    geo \$dollar { default "\$"; }
+
+    server {
+        # weftd binds one socket per loop with SO_REUSEPORT; so does this.
+        listen 127.0.0.1:$NGINX_PORT reuseport;
+        location = /api/hello/ping {
+            default_type $PING_TYPE;
+            return 200 '$body';
+        }
+    }
+}
+EOF
+}
+
+start_nginx() {
+    local deadline
+    mkdir -p "$TMP/nginx"
+    for _ in 1 2 3; do
+        NGINX_PORT=$(pick_port) || die "no free loopback port found"
+        NGINX_URL=http://127.0.0.1:$NGINX_PORT
+        write_nginx_conf
+        nginx -t -q -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx-error.log" ||
+            die "nginx -t rejected the generated config ($TMP/nginx/nginx.conf)"
+        nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx-error.log" &
+        NGINX_PID=$!
+        deadline=$((SECONDS + 10))
+        while ((SECONDS < deadline)); do
+            kill -0 "$NGINX_PID" 2>/dev/null || break
+            if [[ $(http_code "$NGINX_URL/api/hello/ping") == 200 ]]; then
+                NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ' || true)
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill -0 "$NGINX_PID" 2>/dev/null && die "nginx did not answer within 10 s"
+        wait "$NGINX_PID" 2>/dev/null || true
+        NGINX_PID=""
+        grep -qi 'in use' "$TMP/nginx-error.log" || break
+        say "(port $NGINX_PORT was taken, trying another)" >&2
+    done
+    die "nginx exited during start-up"
+}
+
+check_same_bytes() {
+    curl -sS -m 5 -o "$TMP/nginx.body" "$NGINX_URL/api/hello/ping" || die "GET on nginx failed"
+    cmp -s "$TMP/ping.body" "$TMP/nginx.body" ||
+        die "nginx does not return the bytes weftd returned (see $TMP/nginx/nginx.conf)"
+    HEAD_WEFT=$(curl -s -o /dev/null -w '%{size_header}' "$WEFT_URL/api/hello/ping")
+    HEAD_NGINX=$(curl -s -o /dev/null -w '%{size_header}' "$NGINX_URL/api/hello/ping")
+}
+
+# ------------------------------------------------------------------- wrk ---
+
+WRK_SEQ=0
+declare -A W
+
+# run_wrk NAME URL CONNS SECONDS: fills W[...] from the summary.lua line.
+run_wrk() {
+    local name=$1 url=$2 conns=$3 secs=$4 out line kv
+    WRK_SEQ=$((WRK_SEQ + 1))
+    out=$TMP/wrk/$(printf '%03d' "$WRK_SEQ")-$name-c$conns.txt
+    # In the background + wait: a foreground wrk would defer Ctrl-C (bash
+    # runs the INT trap only when a foreground child dies of the signal).
+    wrk -t"$WRK_THREADS" -c"$conns" -d"${secs}s" --timeout 5s --latency \
+        -s "$BENCH_DIR/lua/summary.lua" "$url/api/hello/ping" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || die "wrk failed: $(cat "$out")"
+    WRK_PID=""
+    line=$(grep '^WEFTBENCH ' "$out" | tail -n 1) || die "wrk printed no summary: $(cat "$out")"
+    W=()
+    for kv in $line; do
+        [[ $kv == *=* ]] && W[${kv%%=*}]=${kv#*=}
+    done
+    W[sockerr]=$((W[err_connect] + W[err_read] + W[err_write] + W[err_timeout]))
+    W[p99_ms]=$(us_to_ms "${W[p99_us]}")
+    W[errtext]="non2xx ${W[non2xx]}, socket errors ${W[sockerr]} (connect ${W[err_connect]} read ${W[err_read]} write ${W[err_write]} timeout ${W[err_timeout]})"
+}
+
+# ---------------------------------------------------------------- phases ---
+
+phase_throughput() {
+    local c r srv url rps_w rps_n
+    declare -gA MED_W MED_N
+    say ""
+    say "== throughput: GET /api/hello/ping, wrk -t$WRK_THREADS, ${DURATION}s runs after a ${WARMUP}s warm-up, $RUNS runs"
+    printf '%-5s %-6s %-6s %12s %10s  %s\n' conns run server "req/s" "p99 ms" errors
+    for c in $CONNS; do
+        if ((WARMUP > 0)); then
+            run_wrk warmup-weftd "$WEFT_URL" "$c" "$WARMUP"
+            run_wrk warmup-nginx "$NGINX_URL" "$c" "$WARMUP"
+        fi
+        rps_w=() rps_n=()
+        for ((r = 1; r <= RUNS; r++)); do
+            for srv in weftd nginx; do
+                url=$WEFT_URL
+                [[ $srv == nginx ]] && url=$NGINX_URL
+                run_wrk "$srv" "$url" "$c" "$DURATION"
+                printf '%-5s %-6s %-6s %12s %10s  %s\n' "$c" "$r" "$srv" "${W[rps]}" \
+                    "${W[p99_ms]}" "${W[errtext]}"
+                if [[ $srv == weftd ]]; then rps_w+=("${W[rps]}"); else rps_n+=("${W[rps]}"); fi
+                if ((W[non2xx] + W[sockerr] > 0)); then
+                    FAILURES+=("throughput $srv c=$c run $r: ${W[errtext]}")
+                fi
+            done
+        done
+        MED_W[$c]=$(median "${rps_w[@]}")
+        MED_N[$c]=$(median "${rps_n[@]}")
+    done
+    say ""
+    say "median req/s over $RUNS runs:"
+    printf '%-6s %12s %12s %14s\n' conns weftd nginx weftd/nginx
+    for c in $CONNS; do
+        printf '%-6s %12s %12s %14s\n' "$c" "${MED_W[$c]}" "${MED_N[$c]}" \
+            "$(ratio "${MED_W[$c]}" "${MED_N[$c]}")"
+    done
+}
+
+# POST a reload every RELOAD_INTERVAL on a fixed schedule (the next one
 # starts at once if a reload took longer); one line per reload in
 # reloads.log: "<status> <seconds> <body>". Only curl and sleep are forked:
 # CPU is scarce while wrk runs.

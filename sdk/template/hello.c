@@ -8,6 +8,9 @@
  *   GET  /api/hello/stream?n=N    streams N lines ("line <i>\n")
  *   POST /api/hello/echo          echoes a JSON body back as {"echo": ...}
  */
+/* nanosleep() is POSIX, not C11: say so here so any build system works. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -160,6 +160,8 @@ int main(int argc, char **argv)
     char path[PATH_MAX], ini[PATH_MAX + 64];
     int status;
 
+    /* Keep "ok" lines and failures in order when output goes to a pipe. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
 #ifdef HELLO_SO
     if (so == NULL)
         so = HELLO_SO;
