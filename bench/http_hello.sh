@@ -61,6 +61,8 @@ NGINX_WORKERS=""
 RELOADER_PID=""
 WRK_PID=""
 FAILURES=()
+MAX_OTHER=0
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'http_hello.sh: %s\n' "$*" >&2; exit 1; }
@@ -393,11 +395,56 @@ check_same_bytes() {
 WRK_SEQ=0
 declare -A W
 
-# run_wrk NAME URL CONNS SECONDS: fills W[...] from the summary.lua line.
+# CPU accounting, because the cores are shared with whatever else runs on
+# the machine. Sets CPU_BUSY and CPU_ALL: jiffies of all CPUs (/proc/stat).
+cpu_sample() {
+    local _u n s i w q sq st
+    read -r _ _u n s i w q sq st _ </proc/stat
+    CPU_BUSY=$((_u + n + s + q + sq + st))
+    CPU_ALL=$((CPU_BUSY + i + w))
+}
+
+# Sets PID_TICKS: user+system jiffies of the pids and their reaped children.
+pid_ticks() {
+    local pid stat f
+    PID_TICKS=0
+    for pid in "$@"; do
+        [[ -r /proc/$pid/stat ]] || continue
+        read -r stat <"/proc/$pid/stat" || continue
+        read -ra f <<<"${stat##*) }"
+        PID_TICKS=$((PID_TICKS + f[11] + f[12] + f[13] + f[14]))
+    done
+}
+
+# Sets CHILD_MS: CPU ms of this shell's reaped children (wrk), from `times`
+# (not in a $(...): a subshell has its own, empty, children account).
+child_ms() {
+    local a b m s
+    times >"$TMP/times"
+    { read -r _ _; read -r a b; } <"$TMP/times"
+    CHILD_MS=0
+    for m in "$a" "$b"; do
+        s=${m#*m}
+        s=${s%s}
+        s=${s//,/.}
+        CHILD_MS=$((CHILD_MS + ${m%%m*} * 60000 + 10#${s%.*} * 1000 + 10#${s#*.}))
+    done
+}
+
+cores() { awk -v t="$1" -v all="$2" -v n="$NCPU" 'BEGIN { printf "%.2f", (all > 0 ? t * n / all : 0) }'; }
+
+# run_wrk NAME URL CONNS SECONDS: fills W[...] from the summary.lua line,
+# plus the CPU (in cores) the server, wrk and everything else used meanwhile.
 run_wrk() {
-    local name=$1 url=$2 conns=$3 secs=$4 out line kv
+    local name=$1 url=$2 conns=$3 secs=$4 out line kv pids b0 a0 s0 r0 c0 srv wrk rel all
     WRK_SEQ=$((WRK_SEQ + 1))
     out=$TMP/wrk/$(printf '%03d' "$WRK_SEQ")-$name-c$conns.txt
+    pids=$WEFTD_PID
+    [[ $url == "$NGINX_URL" ]] && pids="$NGINX_PID $NGINX_WORKERS"
+    # shellcheck disable=SC2086 # pid lists
+    { cpu_sample; pid_ticks $pids; s0=$PID_TICKS; pid_ticks $RELOADER_PID; r0=$PID_TICKS; }
+    child_ms
+    c0=$CHILD_MS b0=$CPU_BUSY a0=$CPU_ALL
     # In the background + wait: a foreground wrk would defer Ctrl-C (bash
     # runs the INT trap only when a foreground child dies of the signal).
     wrk -t"$WRK_THREADS" -c"$conns" -d"${secs}s" --timeout 5s --latency \
@@ -405,6 +452,11 @@ run_wrk() {
     WRK_PID=$!
     wait "$WRK_PID" || die "wrk failed: $(cat "$out")"
     WRK_PID=""
+    child_ms
+    # shellcheck disable=SC2086
+    { cpu_sample; pid_ticks $pids; srv=$((PID_TICKS - s0)); pid_ticks $RELOADER_PID; rel=$((PID_TICKS - r0)); }
+    wrk=$(((CHILD_MS - c0) * CLK_TCK / 1000))
+    all=$((CPU_ALL - a0))
     line=$(grep '^WEFTBENCH ' "$out" | tail -n 1) || die "wrk printed no summary: $(cat "$out")"
     W=()
     for kv in $line; do
@@ -412,45 +464,68 @@ run_wrk() {
     done
     W[sockerr]=$((W[err_connect] + W[err_read] + W[err_write] + W[err_timeout]))
     W[p99_ms]=$(us_to_ms "${W[p99_us]}")
-    W[errtext]="non2xx ${W[non2xx]}, socket errors ${W[sockerr]} (connect ${W[err_connect]} read ${W[err_read]} write ${W[err_write]} timeout ${W[err_timeout]})"
+    W[srv_cores]=$(cores "$srv" "$all")
+    W[wrk_cores]=$(cores "$wrk" "$all")
+    W[rel_cores]=$(cores "$rel" "$all")
+    W[other_cores]=$(cores "$((CPU_BUSY - b0 - srv - wrk - rel))" "$all")
+    W[req_cpu_s]=$(awk -v r="${W[requests]}" -v t="$srv" -v hz="$CLK_TCK" \
+        'BEGIN { printf "%.0f", (t > 0 ? r / (t / hz) : 0) }')
+    if ((W[non2xx] + W[sockerr] == 0)); then
+        W[errtext]=none
+    else
+        W[errtext]="non2xx ${W[non2xx]}, socket errors ${W[sockerr]} (connect ${W[err_connect]} read ${W[err_read]} write ${W[err_write]} timeout ${W[err_timeout]})"
+    fi
+    awk -v o="${W[other_cores]}" -v m="$MAX_OTHER" 'BEGIN { exit !(o > m) }' && MAX_OTHER=${W[other_cores]}
+    return 0
 }
+
+row_head() { printf '%-5s %-4s %-6s %10s %8s %7s %7s %7s %10s  %s\n' conns run server "req/s" "p99 ms" "srv" "wrk" "other" "req/cpu-s" errors; }
+row() { printf '%-5s %-4s %-6s %10s %8s %7s %7s %7s %10s  %s\n' "$1" "$2" "$3" "${W[rps]}" "${W[p99_ms]}" "${W[srv_cores]}" \
+    "${W[wrk_cores]}" "${W[other_cores]}" "${W[req_cpu_s]}" "${W[errtext]}"; }
 
 # ---------------------------------------------------------------- phases ---
 
 phase_throughput() {
-    local c r srv url rps_w rps_n
-    declare -gA MED_W MED_N
+    local c r srv url rps_w rps_n eff_w eff_n
+    declare -gA MED_W MED_N EFF_W EFF_N
     say ""
     say "== throughput: GET /api/hello/ping, wrk -t$WRK_THREADS, ${DURATION}s runs after a ${WARMUP}s warm-up, $RUNS runs"
-    printf '%-5s %-6s %-6s %12s %10s  %s\n' conns run server "req/s" "p99 ms" errors
+    say "   srv/wrk/other: CPU cores used by the server, by wrk and by everything else during the run;"
+    say "   req/cpu-s: requests per CPU-second of the server (less sensitive to a busy machine)"
+    row_head
     for c in $CONNS; do
         if ((WARMUP > 0)); then
             run_wrk warmup-weftd "$WEFT_URL" "$c" "$WARMUP"
             run_wrk warmup-nginx "$NGINX_URL" "$c" "$WARMUP"
         fi
-        rps_w=() rps_n=()
+        rps_w=() rps_n=() eff_w=() eff_n=()
         for ((r = 1; r <= RUNS; r++)); do
             for srv in weftd nginx; do
                 url=$WEFT_URL
                 [[ $srv == nginx ]] && url=$NGINX_URL
                 run_wrk "$srv" "$url" "$c" "$DURATION"
-                printf '%-5s %-6s %-6s %12s %10s  %s\n' "$c" "$r" "$srv" "${W[rps]}" \
-                    "${W[p99_ms]}" "${W[errtext]}"
-                if [[ $srv == weftd ]]; then rps_w+=("${W[rps]}"); else rps_n+=("${W[rps]}"); fi
+                row "$c" "$r" "$srv"
+                if [[ $srv == weftd ]]; then
+                    rps_w+=("${W[rps]}") eff_w+=("${W[req_cpu_s]}")
+                else
+                    rps_n+=("${W[rps]}") eff_n+=("${W[req_cpu_s]}")
+                fi
                 if ((W[non2xx] + W[sockerr] > 0)); then
                     FAILURES+=("throughput $srv c=$c run $r: ${W[errtext]}")
                 fi
             done
         done
-        MED_W[$c]=$(median "${rps_w[@]}")
-        MED_N[$c]=$(median "${rps_n[@]}")
+        MED_W[$c]=$(median "${rps_w[@]}") MED_N[$c]=$(median "${rps_n[@]}")
+        EFF_W[$c]=$(median "${eff_w[@]}") EFF_N[$c]=$(median "${eff_n[@]}")
     done
     say ""
-    say "median req/s over $RUNS runs:"
-    printf '%-6s %12s %12s %14s\n' conns weftd nginx weftd/nginx
+    say "medians over $RUNS runs:"
+    printf '%-6s %12s %12s %12s   %14s %14s %12s\n' conns "weftd req/s" "nginx req/s" weftd/nginx \
+        "weftd req/cpu-s" "nginx req/cpu-s" weftd/nginx
     for c in $CONNS; do
-        printf '%-6s %12s %12s %14s\n' "$c" "${MED_W[$c]}" "${MED_N[$c]}" \
-            "$(ratio "${MED_W[$c]}" "${MED_N[$c]}")"
+        printf '%-6s %12s %12s %12s   %14s %14s %12s\n' "$c" "${MED_W[$c]}" "${MED_N[$c]}" \
+            "$(ratio "${MED_W[$c]}" "${MED_N[$c]}")" "${EFF_W[$c]}" "${EFF_N[$c]}" \
+            "$(ratio "${EFF_W[$c]}" "${EFF_N[$c]}")"
     done
 }
 
@@ -482,16 +557,18 @@ reloader() {
 }
 
 phase_reload() {
-    local base_rps base_p99 base_err rel_rps rel_p99 rel_err n ok bad tmed tmax
+    local base_p99 rel_p99 n ok bad tmed tmax
     say ""
     say "== reload: p99 of GET /api/hello/ping at $RELOAD_CONNS connections, ${DURATION}s, without and with"
     say "   POST /admin/plugins/hello/reload every ${RELOAD_INTERVAL}s (same weftd, same file)"
     if ((WARMUP > 0)); then
         run_wrk warmup-weftd "$WEFT_URL" "$RELOAD_CONNS" "$WARMUP"
     fi
+    row_head
     run_wrk reload-base "$WEFT_URL" "$RELOAD_CONNS" "$DURATION"
-    base_rps=${W[rps]} base_p99=${W[p99_ms]} base_err=${W[errtext]}
-    ((W[non2xx] + W[sockerr] == 0)) || FAILURES+=("reload phase, no reloads: $base_err")
+    row "$RELOAD_CONNS" - "weftd"
+    base_p99=${W[p99_ms]}
+    ((W[non2xx] + W[sockerr] == 0)) || FAILURES+=("reload phase, no reloads: ${W[errtext]}")
 
     : >"$TMP/reloads.log"
     rm -f "$TMP/reloader.stop"
@@ -499,9 +576,10 @@ phase_reload() {
     RELOADER_PID=$!
     run_wrk reload-live "$WEFT_URL" "$RELOAD_CONNS" "$DURATION"
     stop_reloader
-    rel_rps=${W[rps]} rel_p99=${W[p99_ms]} rel_err=${W[errtext]}
-    ((W[non2xx] + W[sockerr] == 0)) || FAILURES+=("reload phase, with reloads: $rel_err")
-
+    row "$RELOAD_CONNS" - "+rel"
+    rel_p99=${W[p99_ms]}
+    ((W[non2xx] + W[sockerr] == 0)) || FAILURES+=("reload phase, with reloads: ${W[errtext]}")
+    say "   (+rel: the same with reloads; the reload loop itself used ${W[rel_cores]} cores, not counted in 'other')"
     n=$(wc -l <"$TMP/reloads.log")
     ok=$(grep -c '^200 .*"state" *: *"running"' "$TMP/reloads.log" || true)
     bad=$((n - ok))
@@ -509,9 +587,6 @@ phase_reload() {
     tmed=$(median $(awk '$1 == 200 { printf "%.2f\n", $2 * 1000 }' "$TMP/reloads.log"))
     # shellcheck disable=SC2046
     tmax=$(percentile 100 $(awk '$1 == 200 { printf "%.2f\n", $2 * 1000 }' "$TMP/reloads.log"))
-    printf '%-16s %12s %10s  %s\n' "" "req/s" "p99 ms" errors
-    printf '%-16s %12s %10s  %s\n' "no reloads" "$base_rps" "$base_p99" "$base_err"
-    printf '%-16s %12s %10s  %s\n' "with reloads" "$rel_rps" "$rel_p99" "$rel_err"
     say "p99 with/without reloads: $(ratio "$rel_p99" "$base_p99")x"
     say "reloads: $n sent in ${DURATION}s, $ok answered 200 state=running, $bad other"
     say "reload answer time under load (curl time_total): median $tmed ms, max $tmax ms"
@@ -529,8 +604,7 @@ phase_swap() {
     say "   ($SWAP_SAMPLES samples, idle server, poll pause ${POLL_US}us)"
     cc -std=c11 -O2 -o "$TMP/reload_latency" "$BENCH_DIR/reload_latency.c" ||
         die "cannot build bench/reload_latency.c"
-    # _GNU_SOURCE as in the CMake build (hello.c uses nanosleep under -std=c11).
-    cflags=(-std=c11 -shared -fPIC -O2 -D_GNU_SOURCE -I"$REPO/sdk/include")
+    cflags=(-std=c11 -shared -fPIC -O2 -I"$REPO/sdk/include")
     printf '%-7s %-12s %14s %10s %7s %7s %6s\n' sample version "new serves ms" "reply ms" status polls reconn
     for ((i = 1; i <= SWAP_SAMPLES; i++)); do
         ver=bench-$i
@@ -592,6 +666,10 @@ for phase in $PHASES; do
 done
 
 say ""
+say "most CPU taken by other processes during one wrk run: $MAX_OTHER of $NCPU cores"
+if awk -v o="$MAX_OTHER" 'BEGIN { exit !(o > 0.2) }'; then
+    say "WARNING: other work competed for the CPU during the runs: figures are noisy; rerun on a quiet machine"
+fi
 if ((${#FAILURES[@]})); then
     say "== CHECKS FAILED (${#FAILURES[@]}):"
     printf '  - %s\n' "${FAILURES[@]}"

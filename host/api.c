@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "db.h"
 #include "http_conn.h"
 #include "log.h"
 #include "plugin.h"
@@ -299,6 +300,181 @@ static int wapi_defer(weft_req *r, weft_work_fn work, weft_done_fn done,
     return wreq_defer_on(WAPI_REQ(r), NULL, work, done, arg);
 }
 
+/* ---- database (1.1) ---------------------------------------------------- */
+
+/* One outstanding plugin statement: which callback, and the request. */
+struct wapi_dbcall {
+    weft_db_fn fn;
+    weft_tx_fn tfn;
+    void *arg;
+    struct weft_req *r;
+    struct wdb_tx *tx;
+    const struct weft_db_res *res;
+};
+
+static void wapi_db_call(struct weft_req *r, void *ctx)
+{
+    struct wapi_dbcall *c = ctx;
+
+    if (c->fn != NULL)
+        c->fn(r, c->res, c->arg);
+    else
+        c->tfn(r, (weft_tx *)(void *)c->tx, c->res, c->arg);
+}
+
+static void wapi_db_done(struct wdb_tx *tx, const struct weft_db_res *res,
+                         void *arg)
+{
+    struct wapi_dbcall *c = arg;
+
+    c->tx = tx;
+    c->res = res;
+    wreq_complete(c->r, wapi_db_call, c);
+    free(c);
+}
+
+static struct wapi_dbcall *wapi_dbcall_new(struct weft_req *r, weft_db_fn fn,
+                                           weft_tx_fn tfn, void *arg)
+{
+    struct wapi_dbcall *c;
+
+    if (r == NULL || r->finished || (fn == NULL && tfn == NULL))
+        return NULL;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->fn = fn;
+    c->tfn = tfn;
+    c->arg = arg;
+    c->r = r;
+    wreq_pending_add(r);
+    return c;
+}
+
+/* The call was refused: undo the pending count. */
+static int wapi_dbcall_refused(struct wapi_dbcall *c, int rc)
+{
+    c->r->pending--;
+    free(c);
+    return rc;
+}
+
+static int wapi_db_query(weft_req *r, const char *sql, int nparams,
+                         const char *const *params, weft_db_fn cb, void *arg)
+{
+    struct wapi_dbcall *c = wapi_dbcall_new(WAPI_REQ(r), cb, NULL, arg);
+    int rc;
+
+    if (c == NULL)
+        return WEFT_EINVAL;
+    rc = wdb_query(WAPI_REQ(r)->loop, WAPI_REQ(r), sql, nparams, params,
+                   wapi_db_done, c);
+    return rc == 0 ? WEFT_OK : wapi_dbcall_refused(c, rc);
+}
+
+static int wapi_tx_begin(weft_req *r, weft_tx_fn cb, void *arg)
+{
+    struct wapi_dbcall *c = wapi_dbcall_new(WAPI_REQ(r), NULL, cb, arg);
+    int rc;
+
+    if (c == NULL)
+        return WEFT_EINVAL;
+    rc = wdb_tx_begin(WAPI_REQ(r)->loop, WAPI_REQ(r), wapi_db_done, c);
+    return rc == 0 ? WEFT_OK : wapi_dbcall_refused(c, rc);
+}
+
+static int wapi_tx_query(weft_tx *tx, const char *sql, int nparams,
+                         const char *const *params, weft_tx_fn cb, void *arg)
+{
+    struct wdb_tx *t = (struct wdb_tx *)(void *)tx;
+    struct wapi_dbcall *c;
+    int rc;
+
+    if (t == NULL || wdb_tx_req(t) == NULL)
+        return WEFT_EINVAL;
+    c = wapi_dbcall_new(wdb_tx_req(t), NULL, cb, arg);
+    if (c == NULL)
+        return WEFT_EINVAL;
+    rc = wdb_tx_query(t, sql, nparams, params, wapi_db_done, c);
+    return rc == 0 ? WEFT_OK : wapi_dbcall_refused(c, rc);
+}
+
+static int wapi_tx_end(weft_tx *tx, int commit, weft_tx_fn cb, void *arg)
+{
+    struct wdb_tx *t = (struct wdb_tx *)(void *)tx;
+    struct wapi_dbcall *c;
+    int rc;
+
+    if (t == NULL || wdb_tx_req(t) == NULL)
+        return WEFT_EINVAL;
+    c = wapi_dbcall_new(wdb_tx_req(t), NULL, cb, arg);
+    if (c == NULL)
+        return WEFT_EINVAL;
+    rc = wdb_tx_end(t, commit, wapi_db_done, c);
+    return rc == 0 ? WEFT_OK : wapi_dbcall_refused(c, rc);
+}
+
+static int wapi_db_ok(const weft_db_res *res)
+{
+    return res != NULL && res->error == NULL;
+}
+
+static const char *wapi_db_error(const weft_db_res *res)
+{
+    return res != NULL ? res->error : "no result";
+}
+
+static const char *wapi_db_sqlstate(const weft_db_res *res)
+{
+    return res != NULL ? res->sqlstate : NULL;
+}
+
+static int wapi_db_rows(const weft_db_res *res)
+{
+    return res != NULL && res->res != NULL ? PQntuples(res->res) : 0;
+}
+
+static int wapi_db_cols(const weft_db_res *res)
+{
+    return res != NULL && res->res != NULL ? PQnfields(res->res) : 0;
+}
+
+static const char *wapi_db_colname(const weft_db_res *res, int col)
+{
+    if (res == NULL || res->res == NULL || col < 0 ||
+        col >= PQnfields(res->res))
+        return NULL;
+    return PQfname(res->res, col);
+}
+
+static int wapi_db_inside(const weft_db_res *res, int row, int col)
+{
+    return res != NULL && res->res != NULL && row >= 0 && col >= 0 &&
+           row < PQntuples(res->res) && col < PQnfields(res->res);
+}
+
+static const char *wapi_db_value(const weft_db_res *res, int row, int col)
+{
+    return wapi_db_inside(res, row, col) ? PQgetvalue(res->res, row, col)
+                                          : NULL;
+}
+
+static int wapi_db_isnull(const weft_db_res *res, int row, int col)
+{
+    return wapi_db_inside(res, row, col) ? PQgetisnull(res->res, row, col)
+                                          : 1;
+}
+
+static json_t *wapi_db_json(const weft_db_res *res, int row)
+{
+    return wdb_json(res, row);
+}
+
+static int wapi_db_reply_error(weft_req *r, const weft_db_res *res)
+{
+    return wdb_reply_error(WAPI_REQ(r), res);
+}
+
 const weft_api wapi_table = {
     .abi_major = WEFT_ABI_MAJOR,
     .abi_minor = WEFT_ABI_MINOR,
@@ -332,4 +508,18 @@ const weft_api wapi_table = {
     .stream_write = wapi_stream_write,
     .stream_end = wapi_stream_end,
     .defer = wapi_defer,
+    .db_query = wapi_db_query,
+    .tx_begin = wapi_tx_begin,
+    .tx_query = wapi_tx_query,
+    .tx_end = wapi_tx_end,
+    .db_ok = wapi_db_ok,
+    .db_error = wapi_db_error,
+    .db_sqlstate = wapi_db_sqlstate,
+    .db_rows = wapi_db_rows,
+    .db_cols = wapi_db_cols,
+    .db_colname = wapi_db_colname,
+    .db_value = wapi_db_value,
+    .db_isnull = wapi_db_isnull,
+    .db_json = wapi_db_json,
+    .db_reply_error = wapi_db_reply_error,
 };

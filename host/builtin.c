@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 
 #include "builtin.h"
+#include "db.h"
 #include "host.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -27,6 +28,9 @@ static int wb_readyz(weft_req *r)
                                 atomic_load(&whost_g->stopping)
                                     ? "shutting down"
                                     : "starting");
+    if (wdb_enabled() && !wdb_ready())
+        return wreq_reply_error(r, 503, "not_ready",
+                                "the database is unreachable");
     return wreq_reply(r, 200, "application/json", body, sizeof(body) - 1);
 }
 

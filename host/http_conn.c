@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "db.h"
 #include "host.h"
 #include "http_conn.h"
 #include "log.h"
@@ -63,6 +64,9 @@ static void wconn_close(struct wconn *c)
             c->bev = NULL;
         }
         wconn_disarm(c);
+        /* Nobody will read the answer: stop its queries. */
+        c->req->gone = 1;
+        wdb_req_gone(c->req);
         return; /* freed in wconn_request_done() */
     }
     wconn_free(c);

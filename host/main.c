@@ -16,6 +16,9 @@
 #include <event2/thread.h>
 
 #include "builtin.h"
+#include "db.h"
+#include "migrate.h"
+#include "pg_embed.h"
 #include "host.h"
 #include "http_conn.h"
 #include "log.h"
@@ -27,6 +30,8 @@
 #include "worker.h"
 
 static struct whost wmain_host;
+static struct wpg_embed *wmain_pg;
+static struct event *wmain_pg_watch;
 static struct event *wmain_drain_timer;
 static struct timespec wmain_deadline;
 
@@ -258,6 +263,95 @@ static int wmain_listen(struct whost *h)
     return 0;
 }
 
+/* The embedded cluster died (killed, OOM): start it again. The pool
+ * reconnects by itself; meanwhile statements fail fast with 503. */
+static void wmain_pg_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct timeval tv = {0, 500000};
+    struct wdiag d = {0};
+    char dir[4096], *conninfo = NULL;
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (atomic_load(&whost_g->stopping))
+        return;
+    if (wmain_pg != NULL && !wpg_embed_alive(wmain_pg)) {
+        /* wpg_embed_alive() logged how it ended. The restart blocks this
+         * thread (plugin operations and signals wait); the event loops
+         * keep serving, with 503s for statements meanwhile. */
+        wpg_embed_stop(wmain_pg);
+        wmain_pg = NULL;
+    }
+    if (wmain_pg == NULL) {
+        snprintf(dir, sizeof(dir), "%s/pg", whost_g->set->data_dir);
+        wmain_pg = wpg_embed_start(dir, "weft", 60000, &conninfo, &d);
+        for (int i = 0; i < d.n; i++)
+            wlog(WLOG_ERROR, "db", "%s", d.msgs[i]);
+        wdiag_free(&d);
+        free(conninfo);
+        if (wmain_pg != NULL)
+            wlog(WLOG_INFO, "db", "the embedded PostgreSQL is back");
+        else
+            tv.tv_sec = 2; /* try again, not in a tight loop */
+    }
+    evtimer_add(wmain_pg_watch, &tv);
+}
+
+/* Bring up the database (the embedded cluster unless a url is set), the
+ * migration connection and the per-loop pools. Control thread. */
+static int wmain_database(struct whost *h)
+{
+    struct wdiag d = {0};
+    struct wdb_config cfg;
+    char *conninfo = NULL, dir[4096];
+
+    if (!h->set->db_enabled) {
+        wlog(WLOG_WARN, "db", "[database] enabled = false: running without "
+                              "a database");
+        return 0;
+    }
+    if (h->set->db_url == NULL || h->set->db_url[0] == '\0') {
+        snprintf(dir, sizeof(dir), "%s/pg", h->set->data_dir);
+        /* As root the cluster runs as the postgres user, which must be
+         * able to pass through (not list) our private data directory. */
+        if (geteuid() == 0 && chmod(h->set->data_dir, 0711) != 0)
+            wlog(WLOG_WARN, "db", "chmod %s: %s", h->set->data_dir,
+                 strerror(errno));
+        wlog(WLOG_INFO, "db", "starting the embedded PostgreSQL in %s", dir);
+        wmain_pg = wpg_embed_start(dir, "weft", 60000, &conninfo, &d);
+        if (wmain_pg == NULL) {
+            for (int i = 0; i < d.n; i++)
+                wlog(WLOG_ERROR, "db", "%s", d.msgs[i]);
+            wdiag_free(&d);
+            return -1;
+        }
+    } else {
+        conninfo = strdup(h->set->db_url);
+        if (conninfo == NULL)
+            return -1;
+    }
+    if (wmain_pg != NULL) {
+        struct timeval tv = {0, 500000};
+        wmain_pg_watch = evtimer_new(h->ctl.base, wmain_pg_check, NULL);
+        if (wmain_pg_watch == NULL) {
+            free(conninfo);
+            return -1;
+        }
+        evtimer_add(wmain_pg_watch, &tv);
+    }
+    cfg.conninfo = conninfo;
+    cfg.pool_size = (int)h->set->db_pool_size;
+    cfg.queue_max = (int)h->set->db_queue_max;
+    cfg.query_timeout_ms = (int)h->set->db_query_timeout;
+    if (wmig_init(conninfo) != 0 || wdb_start(&cfg) != 0) {
+        free(conninfo);
+        return -1;
+    }
+    free(conninfo);
+    return 0;
+}
+
 static int wmain_run(const char *path)
 {
     struct whost *h = &wmain_host;
@@ -350,7 +444,10 @@ static int wmain_run(const char *path)
         started++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (started == h->nloops) {
+    if (started == h->nloops && wmain_database(h) != 0) {
+        wlog(WLOG_ERROR, "host", "cannot start the database; stopping");
+        rc = 1;
+    } else if (started == h->nloops) {
         wplug_sync(h->set);
         wwatch_update(h->set);
         atomic_store(&h->ready, 1);
@@ -375,6 +472,13 @@ static int wmain_run(const char *path)
         h->loops[i].rt = NULL;
     }
     wplug_fini();
+    if (wmain_pg_watch != NULL)
+        event_free(wmain_pg_watch);
+    wmain_pg_watch = NULL;
+    wdb_stop();
+    wmig_fini();
+    wpg_embed_stop(wmain_pg);
+    wmain_pg = NULL;
     event_free(ev_term);
     event_free(ev_int);
     event_free(ev_hup);

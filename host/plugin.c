@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "db.h"
+#include "migrate.h"
 #include "host.h"
 #include "log.h"
 #include "metrics.h"
@@ -366,6 +368,27 @@ static struct weft_plugin *wplug_load(struct wplug_slot *s,
     if (d->n > 0) {
         wplug_inst_free(i);
         return NULL;
+    }
+    /* Migrations run before init and before the swap: a new version's
+     * schema changes must keep the running version working (expand, then
+     * contract in a later version). A failure refuses this version. */
+    if (i->desc->struct_size >= offsetof(weft_plugin_desc, migrations) +
+                                    sizeof(i->desc->migrations) &&
+        i->desc->migrations != NULL && i->desc->migrations[0].version != 0) {
+        int n;
+        if (!wdb_enabled()) {
+            wdiag_add(d, NULL, 0, "%s needs a database, and [database] "
+                                  "enabled is false", s->name);
+            wplug_inst_free(i);
+            return NULL;
+        }
+        n = wmig_apply(s->name, i->desc->migrations, d);
+        if (n < 0) {
+            wplug_inst_free(i);
+            return NULL;
+        }
+        if (n > 0)
+            wdb_schema_changed();
     }
     i->in_init = 1;
     rc = i->desc->init(i);

@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "db.h"
 #include "host.h"
 #include "http_conn.h"
 #include "log.h"
@@ -47,6 +48,7 @@ void wreq_free(struct weft_req *r)
 {
     if (r == NULL)
         return;
+    wdb_req_release(r);
     if (r->inst != NULL)
         wplug_inst_release(r->inst);
     for (int i = 0; i < r->nstrs; i++)
@@ -452,14 +454,16 @@ static void wreq_route(struct weft_req *r)
 
 /* ---- handing work to other threads ----------------------------------- */
 
-static void wreq_job_done(void *arg)
+void wreq_pending_add(struct weft_req *r)
 {
-    struct wreq_job *j = arg;
-    struct weft_req *r = j->r;
+    r->pending++;
+}
 
+void wreq_complete(struct weft_req *r, void (*call)(struct weft_req *, void *),
+                   void *ctx)
+{
     wreq_enter(r);
-    j->done(r, j->arg);
-    free(j);
+    call(r, ctx);
     r->pending--;
     if (r->pending == 0 && !r->finished) {
         if (!r->replied)
@@ -468,6 +472,21 @@ static void wreq_job_done(void *arg)
             wreq_finish(r);
     }
     wreq_leave(r);
+}
+
+static void wreq_job_call(struct weft_req *r, void *ctx)
+{
+    struct wreq_job *j = ctx;
+
+    j->done(r, j->arg);
+    free(j);
+}
+
+static void wreq_job_done(void *arg)
+{
+    struct wreq_job *j = arg;
+
+    wreq_complete(j->r, wreq_job_call, j);
 }
 
 static void wreq_job_run(void *arg)

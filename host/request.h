@@ -13,6 +13,7 @@
 #include "router.h"
 
 struct wconn;
+struct wdb_op;
 struct wloop;
 struct weft_plugin;
 
@@ -49,9 +50,11 @@ struct weft_req {
     unsigned streaming : 1; /* a streamed answer is open       */
     unsigned is_head : 1;   /* HEAD: headers only              */
     unsigned finished : 1;
+    unsigned gone : 1;      /* the client went away               */
     unsigned finish_wanted : 1; /* finish once `busy` drops to 0 */
     int busy;    /* host code up the stack still uses the request */
-    int pending; /* weft_defer() jobs not yet completed */
+    int pending; /* jobs and queries not yet completed */
+    struct wdb_op *ops; /* queries in flight (cancelled if the client goes) */
 };
 
 extern const weft_api wapi_table;
@@ -78,6 +81,13 @@ void wreq_dispatch(struct weft_req *r);
  * done(r, arg) on r's loop. */
 int wreq_defer_on(struct weft_req *r, struct wloop *target,
                   weft_work_fn work, weft_done_fn done, void *arg);
+
+/* Asynchronous work for a request (a job, a query): the request is not
+ * finished while any is outstanding. wreq_complete() runs `call` on the
+ * request's loop, then answers 500 if the last one left no answer. */
+void wreq_pending_add(struct weft_req *r);
+void wreq_complete(struct weft_req *r, void (*call)(struct weft_req *, void *),
+                   void *ctx);
 
 /* Keep a malloc'd string until the request ends; returns it. */
 const char *wreq_keep(struct weft_req *r, char *s);

@@ -48,10 +48,17 @@ static const struct wset_key wset_keys[] = {
     {"log", "level", WSET_LEVEL, "info", 0, 0, WSET_OFF(log_level)},
     {"admin", "token", WCFG_STRING, "", 0, 0, WSET_OFF(admin_token)},
     {"plugins", "watch", WCFG_BOOL, "false", 0, 0, WSET_OFF(watch)},
+    {"database", "enabled", WCFG_BOOL, "true", 0, 0, WSET_OFF(db_enabled)},
+    {"database", "url", WCFG_STRING, "", 0, 0, WSET_OFF(db_url)},
+    {"database", "pool_size", WCFG_INT, "4", 1, 64, WSET_OFF(db_pool_size)},
+    {"database", "queue_max", WCFG_INT, "256", 1, 100000,
+     WSET_OFF(db_queue_max)},
+    {"database", "query_timeout", WCFG_MS, "5s", 50, 600000,
+     WSET_OFF(db_query_timeout)},
 };
 
 static const char *const wset_sections[] = {"server", "log", "admin",
-                                            "plugins"};
+                                            "plugins", "database"};
 
 static int wset_listen(struct wsettings *s, const char *v, const char **why)
 {
@@ -263,6 +270,7 @@ void wsettings_free(struct wsettings *s)
     free(s->listen_host);
     free(s->data_dir);
     free(s->admin_token);
+    free(s->db_url);
     wcfg_free(s->cfg);
     free(s);
 }

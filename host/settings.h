@@ -29,6 +29,10 @@ struct wsettings {
     char *admin_token;
     int64_t watch;
 
+    int64_t db_enabled;
+    char *db_url; /* empty: the embedded cluster under data_dir/pg */
+    int64_t db_pool_size, db_queue_max, db_query_timeout;
+
     struct wsettings_plugin *plugins;
     int nplugins;
 };

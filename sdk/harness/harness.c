@@ -9,6 +9,13 @@
  * Start the harness from the thread that lives as long as the harness (the
  * death signal follows the thread that forked, not the process).
  *
+ * A failed Check assertion in fork mode ends the test process with _exit(),
+ * which runs no atexit() handler, and a Check or ctest timeout kills it.
+ * So each harness also has a watchdog process, in its own process group,
+ * blocked on a pipe whose only writer is the test process: when that
+ * process is gone, the watchdog kills weftd and removes the private
+ * directory. weft_harness_stop() kills the watchdog first.
+ *
  * The client is deliberately small and strict: it reads exactly one
  * response at a time and keeps the bytes that follow it in a per-fd table,
  * so pipelined responses can be read one by one.
@@ -67,6 +74,8 @@ struct weft_harness {
     char *config_path;
     char *log_path;
     char token[33];
+    pid_t watchdog; /* cleans up if this process dies without stopping */
+    int watchdog_fd; /* its pipe; EOF tells it we are gone */
     struct weft_harness *next; /* list of live harnesses */
 };
 
@@ -377,6 +386,12 @@ static void hr_atexit(void)
             h->exited = 1;
         }
         hr_remove_dir(h->dir);
+        if (h->watchdog > 0) {
+            (void)kill(h->watchdog, SIGKILL);
+            while (waitpid(h->watchdog, NULL, 0) == -1 && errno == EINTR)
+                ;
+            h->watchdog = 0;
+        }
     }
     hr_live = NULL;
     (void)pthread_mutex_unlock(&hr_live_mu);
@@ -1263,6 +1278,107 @@ static void hr_kill_hard(weft_harness *h)
     (void)hr_reap(h, 0);
 }
 
+/* Fork the watchdog (see the top of this file). Async-signal-safe calls
+ * only in the child: the test process may have threads. */
+static int hr_watchdog_start(weft_harness *h)
+{
+    char rm[] = "rm", rf[] = "-rf", dashes[] = "--";
+    char *argv[5];
+    struct sigaction sa;
+    int p[2], nullfd, keep = getenv("WEFT_HARNESS_KEEP") != NULL;
+    pid_t pid, target = 0, v;
+    ssize_t n;
+
+    argv[0] = rm;
+    argv[1] = rf;
+    argv[2] = dashes;
+    argv[3] = h->dir;
+    argv[4] = NULL;
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -1;
+    nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nullfd == -1) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    pid = fork();
+    if (pid == -1) {
+        close(p[0]);
+        close(p[1]);
+        close(nullfd);
+        return -1;
+    }
+    if (pid == 0) {
+        (void)setpgid(0, 0); /* outlives a killpg() of the test's group */
+        (void)sigaction(SIGINT, &sa, NULL);
+        (void)sigaction(SIGHUP, &sa, NULL);
+        (void)sigaction(SIGTERM, &sa, NULL);
+        if (dup2(p[0], 0) == -1 || dup2(nullfd, 1) == -1 ||
+            dup2(nullfd, 2) == -1)
+            _exit(1);
+        (void)close_range(3, ~0U, 0);
+        for (;;) {
+            n = read(0, &v, sizeof(v));
+            if (n == (ssize_t)sizeof(v)) {
+                target = v; /* the current weftd */
+                continue;
+            }
+            if (n == -1 && errno == EINTR)
+                continue;
+            break; /* EOF: the test process is gone */
+        }
+        if (target > 0) {
+            (void)kill(-target, SIGKILL);
+            (void)kill(target, SIGKILL);
+        }
+        if (keep)
+            _exit(0);
+        {
+            struct timespec ts = {0, 200000000L};
+            (void)nanosleep(&ts, NULL);
+        }
+        execv("/bin/rm", argv);
+        _exit(127);
+    }
+    close(p[0]);
+    close(nullfd);
+    h->watchdog = pid;
+    h->watchdog_fd = p[1];
+    return 0;
+}
+
+/* Tell the watchdog which weftd to kill. */
+static void hr_watchdog_target(weft_harness *h)
+{
+    pid_t v = h->pid;
+    ssize_t n;
+
+    if (h->watchdog_fd < 0)
+        return;
+    do {
+        n = write(h->watchdog_fd, &v, sizeof(v));
+    } while (n == -1 && errno == EINTR);
+}
+
+/* Stop the watchdog without letting it act. */
+static void hr_watchdog_stop(weft_harness *h)
+{
+    if (h->watchdog > 0) {
+        (void)kill(h->watchdog, SIGKILL);
+        while (waitpid(h->watchdog, NULL, 0) == -1 && errno == EINTR)
+            ;
+        h->watchdog = 0;
+    }
+    if (h->watchdog_fd >= 0) {
+        close(h->watchdog_fd);
+        h->watchdog_fd = -1;
+    }
+}
+
 static int hr_spawn(weft_harness *h)
 {
     char arg_config[] = "--config";
@@ -1279,7 +1395,7 @@ static int hr_spawn(weft_harness *h)
     argv[1] = arg_config;
     argv[2] = h->config_path;
     argv[3] = NULL;
-    logfd = open(h->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    logfd = open(h->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (logfd == -1) {
         fprintf(stderr, "weft-harness: %s: %s\n", h->log_path,
                 strerror(errno));
@@ -1329,6 +1445,7 @@ static int hr_spawn(weft_harness *h)
     h->pid = pid;
     h->exited = 0;
     h->status = 0;
+    hr_watchdog_target(h);
     return 0;
 }
 
@@ -1372,6 +1489,7 @@ static void hr_free(weft_harness *h)
 {
     if (h == NULL)
         return;
+    hr_watchdog_stop(h);
     free(h->text);
     free(h->weftd);
     free(h->dir);
@@ -1391,6 +1509,7 @@ static weft_harness *hr_start(const char *text, int raw, int threads)
     if (h == NULL)
         return NULL;
     h->owner = getpid();
+    h->watchdog_fd = -1;
     h->raw = raw;
     h->threads = threads < 0 ? 0 : threads;
     weftd = getenv("WEFT_HARNESS_WEFTD");
@@ -1413,6 +1532,12 @@ static weft_harness *hr_start(const char *text, int raw, int threads)
         hr_free(h);
         return NULL;
     }
+    /* weftd may run helpers as another user (the embedded PostgreSQL runs
+     * as `postgres` when weftd is root): let others traverse, not list.
+     * The files in it are 0600. */
+    if (chmod(h->dir, 0711) != 0)
+        fprintf(stderr, "weft-harness: chmod %s: %s\n", h->dir,
+                strerror(errno));
     h->config_path = hr_strf("%s/weft.ini", h->dir);
     h->log_path = hr_strf("%s/weftd.log", h->dir);
     if (h->config_path == NULL || h->log_path == NULL ||
@@ -1422,6 +1547,10 @@ static weft_harness *hr_start(const char *text, int raw, int threads)
         hr_free(h);
         return NULL;
     }
+    if (hr_watchdog_start(h) != 0)
+        fprintf(stderr, "weft-harness: no watchdog (%s); a crashed test "
+                        "may leave %s behind\n",
+                strerror(errno), h->dir);
     if (access(h->weftd, X_OK) != 0) {
         fprintf(stderr, "weft-harness: weftd %s: %s (set WEFT_HARNESS_WEFTD)\n",
                 h->weftd, strerror(errno));

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,12 +54,25 @@ char *it_hello_section(const char *so_path, const char *more)
 
 weft_harness *it_start(const char *ini_extra, int threads)
 {
-    weft_harness *h = weft_harness_start(ini_extra, threads);
+    char *all = it_strf("%s%s", ini_extra != NULL ? ini_extra : "",
+                        IT_NO_DATABASE);
+    weft_harness *h = weft_harness_start(all, threads);
 
     ck_assert_msg(h != NULL, "weftd did not start (see the log above); "
                              "config extra:\n%s",
-                  ini_extra != NULL ? ini_extra : "(none)");
+                  all);
+    free(all);
     return h;
+}
+
+void it_write_config(weft_harness *h, const char *ini_extra)
+{
+    char *all = it_strf("%s%s", ini_extra != NULL ? ini_extra : "",
+                        IT_NO_DATABASE);
+
+    ck_assert_msg(weft_harness_write_config(h, all) == 0,
+                  "cannot rewrite %s", weft_harness_config_path(h));
+    free(all);
 }
 
 weft_harness *it_start_hello(const char *extra, int threads)
@@ -359,12 +373,80 @@ const char *it_weftd(void)
     return p != NULL && *p != '\0' ? p : IT_WEFTD;
 }
 
+/*
+ * Temporary directories of the tests. A failed assertion ends the test
+ * process with _exit() (Check's fork mode), so no teardown runs: each
+ * directory gets a watchdog process that removes it once the test process
+ * is gone (EOF on a pipe only the test process writes to). it_rmtree()
+ * removes the directory and stops its watchdog.
+ */
+struct it_tmpdir {
+    char *dir;
+    pid_t watchdog;
+    int fd;
+};
+
+static struct it_tmpdir it_tmpdirs[16];
+
+static void it_watch_dir(const char *dir)
+{
+    char rm[] = "rm", rf[] = "-rf", dd[] = "--";
+    char *argv[5];
+    struct it_tmpdir *t = NULL;
+    int p[2], nfd, keep = getenv("WEFT_HARNESS_KEEP") != NULL;
+    char c;
+    size_t i;
+    pid_t pid;
+
+    for (i = 0; i < sizeof(it_tmpdirs) / sizeof(it_tmpdirs[0]); i++)
+        if (it_tmpdirs[i].dir == NULL) {
+            t = &it_tmpdirs[i];
+            break;
+        }
+    if (t == NULL)
+        return; /* no watchdog: only a leftover directory on failure */
+    t->dir = strdup(dir);
+    ck_assert_ptr_nonnull(t->dir);
+    argv[0] = rm;
+    argv[1] = rf;
+    argv[2] = dd;
+    argv[3] = t->dir;
+    argv[4] = NULL;
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    nfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(nfd, 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        (void)setpgid(0, 0);
+        if (dup2(p[0], 0) < 0 || dup2(nfd, 1) < 0 || dup2(nfd, 2) < 0)
+            _exit(1);
+        (void)close_range(3, ~0U, 0);
+        for (;;) { /* until EOF: the test process is gone */
+            ssize_t n = read(0, &c, 1);
+
+            if (n > 0 || (n == -1 && errno == EINTR))
+                continue;
+            break;
+        }
+        if (keep)
+            _exit(0);
+        execv("/bin/rm", argv);
+        _exit(127);
+    }
+    close(p[0]);
+    close(nfd);
+    t->watchdog = pid;
+    t->fd = p[1];
+}
+
 char *it_mkdtemp(void)
 {
     const char *t = getenv("TMPDIR");
     char *d = it_strf("%s/weft-it-XXXXXX", t != NULL && *t ? t : "/tmp");
 
     ck_assert_msg(mkdtemp(d) != NULL, "mkdtemp %s: %s", d, strerror(errno));
+    it_watch_dir(d);
     return d;
 }
 
@@ -380,8 +462,24 @@ static int it_rm_entry(const char *path, const struct stat *sb, int flag,
 
 void it_rmtree(const char *dir)
 {
-    if (dir != NULL && getenv("WEFT_HARNESS_KEEP") == NULL)
+    size_t i;
+
+    if (dir == NULL)
+        return;
+    if (getenv("WEFT_HARNESS_KEEP") == NULL)
         (void)nftw(dir, it_rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    for (i = 0; i < sizeof(it_tmpdirs) / sizeof(it_tmpdirs[0]); i++) {
+        struct it_tmpdir *t = &it_tmpdirs[i];
+
+        if (t->dir == NULL || strcmp(t->dir, dir) != 0)
+            continue;
+        (void)kill(t->watchdog, SIGKILL);
+        while (waitpid(t->watchdog, NULL, 0) == -1 && errno == EINTR)
+            ;
+        close(t->fd);
+        free(t->dir);
+        memset(t, 0, sizeof(*t));
+    }
 }
 
 void it_copy_file(const char *from, const char *to)
@@ -421,8 +519,14 @@ void it_write_file(const char *path, const char *text)
 
 int it_run_suite(Suite *s)
 {
-    SRunner *sr = srunner_create(s);
+    SRunner *sr;
     int failed;
+
+    /* Run by hand, outside ctest: use the weftd of this build. */
+    if (getenv("WEFT_HARNESS_WEFTD") == NULL &&
+        setenv("WEFT_HARNESS_WEFTD", IT_WEFTD, 1) != 0)
+        return 1;
+    sr = srunner_create(s);
 
     /* Fork mode stays on: a crash fails one test, not the run. */
     srunner_run_all(sr, getenv("CK_VERBOSITY") != NULL ? CK_ENV : CK_VERBOSE);

@@ -34,8 +34,19 @@ char *it_hello_section(const char *so_path, const char *more);
 
 /* Start weftd with the hello plugin (built one) plus `extra`; asserts. */
 weft_harness *it_start_hello(const char *extra, int threads);
-/* Start with exactly `ini_extra`; asserts. */
+/*
+ * These tests are about HTTP and plugins, not the database: they run weftd
+ * with `[database] enabled = false` (appended to every config they write) so
+ * that no embedded PostgreSQL cluster is created per test. One lifecycle
+ * test starts weftd with the default, embedded database.
+ */
+#define IT_NO_DATABASE "\n[database]\nenabled = false\n"
+
+/* Start with `ini_extra` plus IT_NO_DATABASE; asserts. */
 weft_harness *it_start(const char *ini_extra, int threads);
+
+/* Rewrite the config with `ini_extra` plus IT_NO_DATABASE; asserts. */
+void it_write_config(weft_harness *h, const char *ini_extra);
 
 /* Stop it and assert that weftd exited with status 0. */
 void it_stop_ok(weft_harness *h);

@@ -163,6 +163,40 @@ START_TEST(test_pipelining)
     }
     weft_harness_close(fd);
     free(all);
+
+    /* The same when some answers come later from the worker pool: the
+     * requests behind a deferred one must not stall. */
+    all = it_strf("%s", "");
+    for (i = 0; i < 8; i++) {
+        next = it_strf("%sGET /api/hello/%s HTTP/1.1\r\nHost: x\r\n"
+                       "X-Request-Id: mixed-%02d\r\n\r\n",
+                       all, i % 2 == 0 ? "slow?ms=20" : "ping", i);
+        free(all);
+        all = next;
+    }
+    fd = weft_harness_connect(h);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(weft_harness_send(fd, all, strlen(all)), 0);
+    for (i = 0; i < 8; i++) {
+        ck_assert_msg(weft_hresp_read(fd, &r, 5000) == 0,
+                      "8 pipelined requests, every other one deferred "
+                      "(/slow?ms=20): only %d answers arrived (%s)",
+                      i, strerror(errno));
+        ck_assert_msg(r.status == 200, "pipelined answer %d: %d %.200s", i,
+                      r.status, r.body);
+        snprintf(want, sizeof(want), "mixed-%02d", i);
+        ck_assert_msg(weft_hresp_header(&r, "X-Request-Id", rid,
+                                        sizeof(rid)) != NULL &&
+                          strcmp(rid, want) == 0,
+                      "pipelined answer %d out of order", i);
+        ck_assert_msg(strstr(r.body, i % 2 == 0 ? "\"slept_ms\"" : "\"requests\"")
+                          != NULL,
+                      "pipelined answer %d has the wrong body: %.200s", i,
+                      r.body);
+        weft_hresp_free(&r);
+    }
+    weft_harness_close(fd);
+    free(all);
     it_stop_ok(h);
 }
 END_TEST

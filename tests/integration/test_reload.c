@@ -254,7 +254,7 @@ START_TEST(test_fail_init_admin)
     free(ini);
 
     ini = it_hello_section(so, "fail_init = true\n");
-    ck_assert_int_eq(weft_harness_write_config(h, ini), 0);
+    it_write_config(h, ini);
     free(ini);
     ck_assert_int_eq(
         weft_harness_admin(h, "POST", "/admin/plugins/hello/reload", &r), 0);
@@ -286,7 +286,7 @@ START_TEST(test_fail_init_admin)
 
     /* Back to a good config: the reload goes through. */
     ini = it_hello_section(so, "fail_init = false\ngreeting = again\n");
-    ck_assert_int_eq(weft_harness_write_config(h, ini), 0);
+    it_write_config(h, ini);
     free(ini);
     ck_assert_int_eq(
         weft_harness_admin(h, "POST", "/admin/plugins/hello/reload", &r), 0);
@@ -361,7 +361,7 @@ START_TEST(test_fail_init_sighup)
     free(ini);
 
     ini = it_hello_section(so, "fail_init = true\n");
-    ck_assert_int_eq(weft_harness_write_config(h, ini), 0);
+    it_write_config(h, ini);
     free(ini);
     ck_assert_int_eq(weft_harness_signal(h, SIGHUP), 0);
     ck_assert_msg(poll_until(h, hello_has_fail_error),
@@ -378,7 +378,7 @@ START_TEST(test_fail_init_sighup)
 
     /* A changed section is reloaded by SIGHUP. */
     ini = it_hello_section(so, "fail_init = false\ngreeting = again\n");
-    ck_assert_int_eq(weft_harness_write_config(h, ini), 0);
+    it_write_config(h, ini);
     free(ini);
     ck_assert_int_eq(weft_harness_signal(h, SIGHUP), 0);
     ck_assert_msg(poll_until(h, hello_greets_again),
@@ -432,7 +432,7 @@ START_TEST(test_disable_enable_sighup)
     it_get_status(h, "/api/hello/ping", 200);
 
     ini = it_strf("[plugin.hello]\npath = %s\nenabled = false\n", IT_HELLO_SO);
-    ck_assert_int_eq(weft_harness_write_config(h, ini), 0);
+    it_write_config(h, ini);
     free(ini);
     ck_assert_int_eq(weft_harness_signal(h, SIGHUP), 0);
     ck_assert_msg(poll_until(h, hello_disabled),
@@ -448,7 +448,7 @@ START_TEST(test_disable_enable_sighup)
     json_decref(e);
 
     ini = it_strf("[plugin.hello]\npath = %s\nenabled = true\n", IT_HELLO_SO);
-    ck_assert_int_eq(weft_harness_write_config(h, ini), 0);
+    it_write_config(h, ini);
     free(ini);
     ck_assert_int_eq(weft_harness_signal(h, SIGHUP), 0);
     ck_assert_msg(poll_until(h, hello_serving),

@@ -41,8 +41,9 @@ typedef struct weft_hresp {
  */
 weft_harness *weft_harness_start(const char *ini_extra, int threads);
 
-/* Like weft_harness_start() but with a complete config text; "@PORT@" and
- * "@DIR@" in it are replaced with the port and the private directory. */
+/* Like weft_harness_start() but with a complete config text; "@PORT@",
+ * "@DIR@" and "@TOKEN@" in it are replaced with the port, the private
+ * directory and the admin token (see weft_harness_admin_token()). */
 weft_harness *weft_harness_start_raw(const char *ini_text);
 
 /* Send SIGTERM, wait (up to 30 s, then SIGKILL) and free. Returns the exit

@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define WEFT_ABI_MAJOR 1
-#define WEFT_ABI_MINOR 0
+#define WEFT_ABI_MINOR 1
 
 /* Name of the one symbol every plugin exports. */
 #define WEFT_ENTRY_SYMBOL "weft_plugin_entry"
@@ -93,6 +93,23 @@ typedef struct weft_config_key {
 typedef struct weft_api weft_api;
 typedef struct weft_plugin weft_plugin; /* one loaded version of a plugin */
 typedef struct weft_req weft_req;       /* one HTTP request               */
+typedef struct weft_db_res weft_db_res; /* a query's result (since 1.1)   */
+typedef struct weft_tx weft_tx;         /* a transaction (since 1.1)      */
+
+/*
+ * One schema migration of a plugin (since 1.1). Versions start at 1 and
+ * increase without gaps; the table ends with an entry whose version is 0.
+ * The host applies the missing ones in one transaction, under an advisory
+ * lock, before the version goes live, and records each with a checksum of
+ * its SQL: an applied migration whose SQL changed is refused. Usually
+ * generated from plugins/<name>/migrations/NNNN_name.sql by the CMake
+ * function weft_embed_migrations(), so the SQL ships inside the .so.
+ */
+typedef struct weft_migration {
+    int version;
+    const char *name;
+    const char *sql;
+} weft_migration;
 
 /* A route handler. Return WEFT_OK once it answered the request or handed
  * it to weft_defer(); any other value makes the host answer 500. */
@@ -102,6 +119,13 @@ typedef int (*weft_handler_fn)(weft_req *req);
 typedef void (*weft_work_fn)(void *arg);
 /* Completion of weft_defer(), run on the request's own loop. */
 typedef void (*weft_done_fn)(weft_req *req, void *arg);
+
+/* Completion of a query (since 1.1), on the request's own loop. `res` is
+ * valid only during the call. */
+typedef void (*weft_db_fn)(weft_req *req, const weft_db_res *res, void *arg);
+/* Completion of a step of a transaction (since 1.1). */
+typedef void (*weft_tx_fn)(weft_req *req, weft_tx *tx, const weft_db_res *res,
+                           void *arg);
 
 /*
  * The descriptor returned by weft_plugin_entry(). The host reads abi_major
@@ -129,6 +153,9 @@ typedef struct weft_plugin_desc {
     /* Called once the version served its last request, just before the
      * host unloads it; may be NULL. Must not block. */
     void (*shutdown)(weft_plugin *p);
+
+    /* since 1.1: schema migrations, or NULL. */
+    const weft_migration *migrations;
 } weft_plugin_desc;
 
 /*
@@ -179,6 +206,24 @@ struct weft_api {
 
     /* worker pool (since 1.0) */
     int (*defer)(weft_req *r, weft_work_fn work, weft_done_fn done, void *arg);
+
+    /* database (since 1.1) */
+    int (*db_query)(weft_req *r, const char *sql, int nparams,
+                    const char *const *params, weft_db_fn cb, void *arg);
+    int (*tx_begin)(weft_req *r, weft_tx_fn cb, void *arg);
+    int (*tx_query)(weft_tx *tx, const char *sql, int nparams,
+                    const char *const *params, weft_tx_fn cb, void *arg);
+    int (*tx_end)(weft_tx *tx, int commit, weft_tx_fn cb, void *arg);
+    int (*db_ok)(const weft_db_res *res);
+    const char *(*db_error)(const weft_db_res *res);
+    const char *(*db_sqlstate)(const weft_db_res *res);
+    int (*db_rows)(const weft_db_res *res);
+    int (*db_cols)(const weft_db_res *res);
+    const char *(*db_colname)(const weft_db_res *res, int col);
+    const char *(*db_value)(const weft_db_res *res, int row, int col);
+    int (*db_isnull)(const weft_db_res *res, int row, int col);
+    json_t *(*db_json)(const weft_db_res *res, int row);
+    int (*db_reply_error)(weft_req *r, const weft_db_res *res);
 };
 
 /* The entry point every plugin defines (use WEFT_PLUGIN below). */
@@ -405,6 +450,107 @@ static inline int weft_defer(weft_req *r, weft_work_fn work, weft_done_fn done,
                              void *arg)
 {
     return WEFT__API(r)->defer(r, work, done, arg);
+}
+
+/* ---- database (since 1.1) ---------------------------------------------
+ *
+ * Statements are parameterised ($1, $2, ...; text values, NULL for SQL
+ * NULL): never build SQL from client input. Each call returns at once;
+ * the callback runs later on the request's own loop, and the request stays
+ * open until it ran. A query is cancelled when its client goes away or it
+ * exceeds [database] query_timeout. When the wait queue is full the call
+ * returns WEFT_EBUSY (answer 503, e.g. with weft_db_reply_error(r, NULL)).
+ */
+
+/* Run one statement on a pooled connection (autocommit). */
+static inline int weft_db_query(weft_req *r, const char *sql, int nparams,
+                                const char *const *params, weft_db_fn cb,
+                                void *arg)
+{
+    if (!weft_api_has(r, db_query))
+        return WEFT_ENOSYS;
+    return WEFT__API(r)->db_query(r, sql, nparams, params, cb, arg);
+}
+/*
+ * Start a transaction: one connection is reserved for it until
+ * weft_tx_end(). cb gets the transaction (NULL if BEGIN failed; see res).
+ * One statement at a time per transaction. If the request ends without
+ * weft_tx_end(), the host rolls back.
+ */
+static inline int weft_tx_begin(weft_req *r, weft_tx_fn cb, void *arg)
+{
+    if (!weft_api_has(r, tx_begin))
+        return WEFT_ENOSYS;
+    return WEFT__API(r)->tx_begin(r, cb, arg);
+}
+static inline int weft_tx_query(weft_tx *tx, const char *sql, int nparams,
+                                const char *const *params, weft_tx_fn cb,
+                                void *arg)
+{
+    return WEFT__API(tx)->tx_query(tx, sql, nparams, params, cb, arg);
+}
+/* COMMIT (commit != 0) or ROLLBACK; cb gets tx == NULL (it is gone) and the
+ * result: check weft_db_ok() to know the commit succeeded. */
+static inline int weft_tx_end(weft_tx *tx, int commit, weft_tx_fn cb,
+                              void *arg)
+{
+    return WEFT__API(tx)->tx_end(tx, commit, cb, arg);
+}
+/* 1 when the statement succeeded. */
+static inline int weft_db_ok(const weft_db_res *res)
+{
+    return WEFT__API(res)->db_ok(res);
+}
+/* The error text (for logs, never for clients), or NULL. */
+static inline const char *weft_db_error(const weft_db_res *res)
+{
+    return WEFT__API(res)->db_error(res);
+}
+/* The SQLSTATE, e.g. "23505" for a unique violation, or NULL. */
+static inline const char *weft_db_sqlstate(const weft_db_res *res)
+{
+    return WEFT__API(res)->db_sqlstate(res);
+}
+static inline int weft_db_rows(const weft_db_res *res)
+{
+    return WEFT__API(res)->db_rows(res);
+}
+static inline int weft_db_cols(const weft_db_res *res)
+{
+    return WEFT__API(res)->db_cols(res);
+}
+static inline const char *weft_db_colname(const weft_db_res *res, int col)
+{
+    return WEFT__API(res)->db_colname(res, col);
+}
+/* A value as text ("" for NULL: check weft_db_isnull()). */
+static inline const char *weft_db_value(const weft_db_res *res, int row,
+                                        int col)
+{
+    return WEFT__API(res)->db_value(res, row, col);
+}
+static inline int weft_db_isnull(const weft_db_res *res, int row, int col)
+{
+    return WEFT__API(res)->db_isnull(res, row, col);
+}
+/*
+ * A row as a JSON object keyed by column name (row >= 0), or all rows as an
+ * array of objects (row == -1). Integers, floats, booleans, json/jsonb and
+ * NULL keep their JSON types; everything else is a string. New reference.
+ */
+static inline json_t *weft_db_json(const weft_db_res *res, int row)
+{
+    return WEFT__API(res)->db_json(res, row);
+}
+/*
+ * Answer a failed statement: 503 when the database is unreachable, the pool
+ * is busy (res == NULL) or the query timed out; 409 for unique and
+ * exclusion violations; 500 otherwise. The SQL error goes to the log with
+ * the request id, never to the client.
+ */
+static inline int weft_db_reply_error(weft_req *r, const weft_db_res *res)
+{
+    return WEFT__API(r)->db_reply_error(r, res);
 }
 
 #ifdef __cplusplus

@@ -1,0 +1,947 @@
+/* db.c - PostgreSQL connections on the event loops.
+ *
+ * Each loop owns `pool_size` non-blocking libpq connections and a bounded
+ * queue of statements waiting for one; nothing here is shared between loops
+ * except the "connections up" counter. A statement is prepared once per
+ * connection and then executed by name. A transaction reserves its
+ * connection until it ends (or its request ends: then it is rolled back).
+ * Cancellation (timeout, client gone) uses PQcancel, which blocks, so it
+ * runs on the worker pool. A broken connection fails its statement with
+ * SQLSTATE 08006 and is re-opened with backoff; while none is up,
+ * statements fail at once instead of waiting, so clients get a quick 503. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "db.h"
+#include "host.h"
+#include "log.h"
+#include "request.h"
+#include "worker.h"
+
+#define WDB_MAX_PARAMS 64
+#define WDB_MAX_STMTS 128   /* prepared statements kept per connection */
+#define WDB_BACKOFF_MIN 100 /* ms */
+#define WDB_BACKOFF_MAX 5000
+
+enum { DBC_DOWN = 0, DBC_CONNECTING, DBC_IDLE, DBC_BUSY };
+enum { PH_DEALLOC = 0, PH_PREPARE, PH_EXEC };
+enum { OP_QUERY = 0, OP_BEGIN, OP_END };
+
+struct wdb_stmt {
+    char *sql;
+    char name[24];
+    int nparams;
+    struct wdb_stmt *next;
+};
+
+struct wdb_conn {
+    struct wdb_loop *dl;
+    int id;
+    PGconn *pg;
+    int state;
+    struct event *rev, *wev, *retry;
+    int backoff_ms;
+    struct wdb_op *op;
+    struct wdb_tx *tx; /* reserved by a transaction */
+    struct wdb_stmt *stmts;
+    int nstmts, gen;
+    unsigned next_stmt;
+};
+
+struct wdb_loop {
+    struct wloop *loop;
+    struct wdb_conn *conns;
+    int n, nup;
+    struct wdb_op *qhead, *qtail;
+    int qlen;
+};
+
+struct wdb_op {
+    struct wdb_loop *dl;
+    int kind, phase;
+    char *sql;
+    int nparams;
+    char **params;
+    wdb_cb cb;
+    void *arg;
+    struct weft_req *req;
+    struct wdb_op *req_next;
+    struct wdb_tx *tx;
+    struct wdb_conn *conn;
+    struct event *timer;
+    struct wdb_stmt *stmt;
+    PGresult *res;
+    char err[256];
+    const char *sqlstate;
+    int timed_out, failed;
+    struct wdb_op *next;
+};
+
+struct wdb_tx {
+    const weft_api *api; /* first: the SDK's handle */
+    struct wdb_loop *dl;
+    struct wdb_conn *conn;
+    struct weft_req *req;
+    int busy, broken, ending;
+};
+
+static struct wdb_config wdb_cfg;
+static struct wdb_loop *wdb_loops; /* one per event loop, by loop id */
+static atomic_int wdb_up;       /* connections up, all loops       */
+static atomic_int wdb_loops_up; /* loops with at least one up      */
+static atomic_int wdb_gen;
+static int wdb_on;
+
+const struct weft_db_res wdb_busy_res = {
+    &wapi_table, NULL, "the database wait queue is full", "53300"};
+
+static void wdb_connect(struct wdb_conn *c);
+static void wdb_pump(struct wdb_loop *dl);
+static void wdb_send(struct wdb_conn *c);
+
+int wdb_enabled(void)
+{
+    return wdb_on;
+}
+
+/* Ready when every loop can run a statement: a loop without a connection
+ * fails its statements at once. */
+int wdb_ready(void)
+{
+    return wdb_on && atomic_load(&wdb_loops_up) == whost_g->nloops;
+}
+
+void wdb_schema_changed(void)
+{
+    atomic_fetch_add(&wdb_gen, 1);
+}
+
+static struct wdb_loop *wdb_loop_of(struct wloop *l)
+{
+    return wdb_on && l->id >= 0 && l->id < whost_g->nloops ? &wdb_loops[l->id]
+                                                           : NULL;
+}
+
+/* ---- operations ------------------------------------------------------- */
+
+static void wdb_op_free(struct wdb_op *op)
+{
+    if (op->timer != NULL)
+        event_free(op->timer);
+    if (op->res != NULL)
+        PQclear(op->res);
+    for (int i = 0; i < op->nparams; i++)
+        free(op->params[i]);
+    free(op->params);
+    free(op->sql);
+    free(op);
+}
+
+static void wdb_req_unlink(struct wdb_op *op)
+{
+    struct wdb_op **pp;
+
+    if (op->req == NULL)
+        return;
+    for (pp = &op->req->ops; *pp != NULL; pp = &(*pp)->req_next)
+        if (*pp == op) {
+            *pp = op->req_next;
+            break;
+        }
+    op->req = NULL;
+}
+
+/* Hand the outcome to the caller and free the operation. */
+static void wdb_finish(struct wdb_op *op)
+{
+    struct weft_db_res r = {&wapi_table, op->res, NULL, NULL};
+    struct wdb_tx *tx = op->tx;
+
+    if (op->timer != NULL)
+        evtimer_del(op->timer);
+    wdb_req_unlink(op);
+    if (op->failed) {
+        r.error = op->err;
+        r.sqlstate = op->sqlstate;
+    } else if (op->res != NULL &&
+               PQresultStatus(op->res) != PGRES_COMMAND_OK &&
+               PQresultStatus(op->res) != PGRES_TUPLES_OK) {
+        r.error = PQresultErrorMessage(op->res);
+        r.sqlstate = PQresultErrorField(op->res, PG_DIAG_SQLSTATE);
+        if (op->timed_out) {
+            r.error = "the query timed out";
+            r.sqlstate = "57014";
+        }
+    }
+    if (tx != NULL) {
+        tx->busy = 0;
+        if (op->kind == OP_END || (op->kind == OP_BEGIN && r.error != NULL)) {
+            /* The transaction is over: its connection is free again. */
+            if (tx->conn != NULL && tx->conn->tx == tx) {
+                tx->conn->tx = NULL;
+                if (tx->conn->state == DBC_BUSY && tx->conn->op == NULL)
+                    tx->conn->state = DBC_IDLE;
+            }
+            free(tx);
+            tx = NULL;
+        }
+    }
+    op->cb(tx, &r, op->arg);
+    wdb_op_free(op);
+}
+
+/* Fail an operation that holds no connection, on a later turn of the loop
+ * (callers expect their callback after the call returned). */
+static void wdb_fail_later_cb(void *arg)
+{
+    wdb_finish(arg);
+}
+
+static void wdb_fail_later(struct wdb_op *op, const char *sqlstate,
+                           const char *msg)
+{
+    op->failed = 1;
+    op->sqlstate = sqlstate;
+    snprintf(op->err, sizeof(op->err), "%s", msg);
+    if (wloop_post(op->dl->loop, wdb_fail_later_cb, op) != 0)
+        wdb_finish(op); /* out of memory: better now than never */
+}
+
+static void wdb_queue_remove(struct wdb_loop *dl, struct wdb_op *op)
+{
+    struct wdb_op **pp;
+
+    dl->qtail = NULL;
+    for (pp = &dl->qhead; *pp != NULL;) {
+        if (*pp == op) {
+            *pp = op->next;
+            dl->qlen--;
+            continue;
+        }
+        dl->qtail = *pp;
+        pp = &(*pp)->next;
+    }
+    op->next = NULL;
+}
+
+/* PQcancel blocks on a network round trip: a worker thread does it. */
+static void wdb_cancel_job(void *arg)
+{
+    PGcancel *pc = arg;
+    char err[256];
+
+    if (!PQcancel(pc, err, sizeof(err)))
+        wlog(WLOG_WARN, "db", "cancel failed: %s", err);
+    PQfreeCancel(pc);
+}
+
+static void wdb_cancel(struct wdb_op *op)
+{
+    PGcancel *pc;
+
+    if (op->conn == NULL || op->conn->pg == NULL)
+        return;
+    pc = PQgetCancel(op->conn->pg);
+    if (pc != NULL && wpool_submit(whost_g->pool, wdb_cancel_job, pc) != 0)
+        PQfreeCancel(pc);
+}
+
+static void wdb_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct wdb_op *op = arg;
+
+    (void)fd;
+    (void)what;
+    if (op->conn == NULL) {
+        /* Still waiting for a connection. */
+        wdb_queue_remove(op->dl, op);
+        op->failed = 1;
+        op->sqlstate = "57014";
+        snprintf(op->err, sizeof(op->err),
+                 "timed out waiting for a database connection");
+        wdb_finish(op);
+        return;
+    }
+    op->timed_out = 1;
+    wdb_cancel(op);
+}
+
+static struct wdb_op *wdb_op_new(struct wdb_loop *dl, struct weft_req *req,
+                                 int kind, const char *sql, int nparams,
+                                 const char *const *params, wdb_cb cb,
+                                 void *arg)
+{
+    struct wdb_op *op;
+    struct timeval tv;
+
+    if (sql == NULL || cb == NULL || nparams < 0 || nparams > WDB_MAX_PARAMS ||
+        (nparams > 0 && params == NULL))
+        return NULL;
+    op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return NULL;
+    op->dl = dl;
+    op->kind = kind;
+    op->cb = cb;
+    op->arg = arg;
+    op->sql = strdup(sql);
+    op->nparams = nparams;
+    op->params = calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *));
+    op->timer = evtimer_new(dl->loop->base, wdb_timeout, op);
+    if (op->sql == NULL || op->params == NULL || op->timer == NULL) {
+        wdb_op_free(op);
+        return NULL;
+    }
+    for (int i = 0; i < nparams; i++)
+        if (params[i] != NULL && (op->params[i] = strdup(params[i])) == NULL) {
+            wdb_op_free(op);
+            return NULL;
+        }
+    tv.tv_sec = wdb_cfg.query_timeout_ms / 1000;
+    tv.tv_usec = (wdb_cfg.query_timeout_ms % 1000) * 1000;
+    evtimer_add(op->timer, &tv);
+    if (req != NULL) {
+        op->req = req;
+        op->req_next = req->ops;
+        req->ops = op;
+    }
+    return op;
+}
+
+/* Any connection up (or about to be usable) on this loop? */
+static int wdb_loop_up(struct wdb_loop *dl)
+{
+    for (int i = 0; i < dl->n; i++)
+        if (dl->conns[i].state == DBC_IDLE || dl->conns[i].state == DBC_BUSY)
+            return 1;
+    return 0;
+}
+
+static int wdb_enqueue(struct wdb_loop *dl, struct wdb_op *op)
+{
+    if (!wdb_loop_up(dl)) {
+        wdb_fail_later(op, "08006", "the database is unavailable");
+        return 0;
+    }
+    if (dl->qlen >= wdb_cfg.queue_max) {
+        wdb_req_unlink(op);
+        wdb_op_free(op);
+        return WEFT_EBUSY;
+    }
+    if (dl->qtail != NULL)
+        dl->qtail->next = op;
+    else
+        dl->qhead = op;
+    dl->qtail = op;
+    dl->qlen++;
+    wdb_pump(dl);
+    return 0;
+}
+
+int wdb_query(struct wloop *l, struct weft_req *req, const char *sql,
+              int nparams, const char *const *params, wdb_cb cb, void *arg)
+{
+    struct wdb_loop *dl = wdb_loop_of(l);
+    struct wdb_op *op;
+
+    if (dl == NULL)
+        return WEFT_ENOSYS;
+    op = wdb_op_new(dl, req, OP_QUERY, sql, nparams, params, cb, arg);
+    if (op == NULL)
+        return WEFT_EINVAL;
+    return wdb_enqueue(dl, op);
+}
+
+int wdb_tx_begin(struct wloop *l, struct weft_req *req, wdb_cb cb, void *arg)
+{
+    struct wdb_loop *dl = wdb_loop_of(l);
+    struct wdb_op *op;
+    struct wdb_tx *tx;
+    int rc;
+
+    if (dl == NULL)
+        return WEFT_ENOSYS;
+    tx = calloc(1, sizeof(*tx));
+    if (tx == NULL)
+        return WEFT_EBUSY;
+    tx->api = &wapi_table;
+    tx->dl = dl;
+    tx->req = req;
+    tx->busy = 1;
+    op = wdb_op_new(dl, req, OP_BEGIN, "BEGIN", 0, NULL, cb, arg);
+    if (op == NULL) {
+        free(tx);
+        return WEFT_EINVAL;
+    }
+    op->tx = tx;
+    rc = wdb_enqueue(dl, op);
+    if (rc != 0)
+        free(tx);
+    return rc;
+}
+
+/* A step of a transaction goes straight to its connection. */
+static int wdb_tx_step(struct wdb_tx *tx, int kind, const char *sql,
+                       int nparams, const char *const *params, wdb_cb cb,
+                       void *arg)
+{
+    struct wdb_op *op;
+
+    if (tx == NULL || tx->busy || tx->ending)
+        return WEFT_EINVAL;
+    op = wdb_op_new(tx->dl, tx->req, kind, sql, nparams, params, cb, arg);
+    if (op == NULL)
+        return WEFT_EINVAL;
+    op->tx = tx;
+    tx->busy = 1;
+    if (kind == OP_END)
+        tx->ending = 1;
+    if (tx->broken || tx->conn == NULL || tx->conn->state != DBC_BUSY) {
+        wdb_fail_later(op, "08006", "the transaction's connection was lost");
+        return 0;
+    }
+    op->conn = tx->conn;
+    tx->conn->op = op;
+    op->phase = PH_EXEC;
+    wdb_send(tx->conn);
+    return 0;
+}
+
+int wdb_tx_query(struct wdb_tx *tx, const char *sql, int nparams,
+                 const char *const *params, wdb_cb cb, void *arg)
+{
+    return wdb_tx_step(tx, OP_QUERY, sql, nparams, params, cb, arg);
+}
+
+int wdb_tx_end(struct wdb_tx *tx, int commit, wdb_cb cb, void *arg)
+{
+    return wdb_tx_step(tx, OP_END, commit ? "COMMIT" : "ROLLBACK", 0, NULL, cb,
+                       arg);
+}
+
+struct weft_req *wdb_tx_req(const struct wdb_tx *tx)
+{
+    return tx->req;
+}
+
+static void wdb_ignore(struct wdb_tx *tx, const struct weft_db_res *res,
+                       void *arg)
+{
+    (void)tx;
+    (void)arg;
+    if (res->error != NULL)
+        wlog(WLOG_WARN, "db", "automatic rollback: %s", res->error);
+}
+
+void wdb_req_gone(struct weft_req *req)
+{
+    struct wdb_op *op, *next;
+
+    for (op = req->ops; op != NULL; op = next) {
+        next = op->req_next;
+        if (op->conn == NULL && op->tx == NULL) {
+            wdb_queue_remove(op->dl, op);
+            op->failed = 1;
+            op->sqlstate = "57014";
+            snprintf(op->err, sizeof(op->err), "the client went away");
+            wdb_fail_later(op, "57014", "the client went away");
+        } else if (op->conn != NULL) {
+            wdb_cancel(op);
+        }
+    }
+}
+
+void wdb_req_release(struct weft_req *req)
+{
+    struct wdb_loop *dl;
+
+    if (!wdb_on || req->loop == NULL || (dl = wdb_loop_of(req->loop)) == NULL)
+        return;
+    for (int i = 0; i < dl->n; i++) {
+        struct wdb_tx *tx = dl->conns[i].tx;
+        if (tx == NULL || tx->req != req)
+            continue;
+        tx->req = NULL;
+        if (tx->ending || tx->busy)
+            continue; /* its last step is on its way */
+        wlog(WLOG_WARN, "db", "request ended inside a transaction: rolling "
+                              "back");
+        wdb_tx_end(tx, 0, wdb_ignore, NULL);
+    }
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static void wdb_stmts_clear(struct wdb_conn *c)
+{
+    struct wdb_stmt *s, *n;
+
+    for (s = c->stmts; s != NULL; s = n) {
+        n = s->next;
+        free(s->sql);
+        free(s);
+    }
+    c->stmts = NULL;
+    c->nstmts = 0;
+}
+
+static struct wdb_stmt *wdb_stmt_find(struct wdb_conn *c, const char *sql,
+                                      int nparams)
+{
+    for (struct wdb_stmt *s = c->stmts; s != NULL; s = s->next)
+        if (s->nparams == nparams && strcmp(s->sql, sql) == 0)
+            return s;
+    return NULL;
+}
+
+static void wdb_down(struct wdb_conn *c, const char *why)
+{
+    struct timeval tv;
+    struct wdb_op *op = c->op;
+    int was_up = c->state == DBC_IDLE || c->state == DBC_BUSY;
+
+    if (was_up) {
+        atomic_fetch_sub(&wdb_up, 1);
+        if (--c->dl->nup == 0)
+            atomic_fetch_sub(&wdb_loops_up, 1);
+        wlog(WLOG_WARN, "db", "loop %d connection %d lost: %s",
+             c->dl->loop->id, c->id, why);
+    }
+    if (c->rev != NULL)
+        event_free(c->rev);
+    if (c->wev != NULL)
+        event_free(c->wev);
+    c->rev = c->wev = NULL;
+    if (c->pg != NULL)
+        PQfinish(c->pg);
+    c->pg = NULL;
+    c->state = DBC_DOWN;
+    wdb_stmts_clear(c);
+    if (c->tx != NULL) {
+        c->tx->broken = 1;
+        c->tx->conn = NULL;
+        c->tx = NULL;
+    }
+    c->op = NULL;
+    if (op != NULL) {
+        op->conn = NULL;
+        op->failed = 1;
+        op->sqlstate = "08006";
+        snprintf(op->err, sizeof(op->err), "database connection lost");
+        wdb_finish(op);
+    }
+    /* Fail fast while nothing is up on this loop. */
+    if (!wdb_loop_up(c->dl))
+        while (c->dl->qhead != NULL) {
+            struct wdb_op *q = c->dl->qhead;
+            wdb_queue_remove(c->dl, q);
+            q->failed = 1;
+            q->sqlstate = "08006";
+            snprintf(q->err, sizeof(q->err), "the database is unavailable");
+            wdb_finish(q);
+        }
+    if (atomic_load(&whost_g->stopping) && c->retry == NULL)
+        return;
+    tv.tv_sec = c->backoff_ms / 1000;
+    tv.tv_usec = (c->backoff_ms % 1000) * 1000;
+    c->backoff_ms = c->backoff_ms * 2 > WDB_BACKOFF_MAX ? WDB_BACKOFF_MAX
+                                                        : c->backoff_ms * 2;
+    evtimer_add(c->retry, &tv);
+}
+
+static void wdb_flush(struct wdb_conn *c)
+{
+    int rc = PQflush(c->pg);
+
+    if (rc < 0)
+        wdb_down(c, PQerrorMessage(c->pg));
+    else if (rc == 1)
+        event_add(c->wev, NULL);
+}
+
+static void wdb_send(struct wdb_conn *c)
+{
+    struct wdb_op *op = c->op;
+    int gen = atomic_load(&wdb_gen), ok;
+
+    if (op->kind == OP_QUERY && op->tx == NULL && op->phase == PH_DEALLOC &&
+        gen == c->gen)
+        op->phase = PH_PREPARE;
+    if (op->phase == PH_DEALLOC) {
+        c->gen = gen;
+        wdb_stmts_clear(c);
+        ok = PQsendQuery(c->pg, "DEALLOCATE ALL");
+    } else if (op->kind != OP_QUERY || op->tx != NULL) {
+        op->phase = PH_EXEC;
+        ok = PQsendQueryParams(c->pg, op->sql, op->nparams, NULL,
+                               (const char *const *)op->params, NULL, NULL, 0);
+    } else if (op->phase == PH_PREPARE) {
+        op->stmt = wdb_stmt_find(c, op->sql, op->nparams);
+        if (op->stmt != NULL || c->nstmts >= WDB_MAX_STMTS) {
+            op->phase = PH_EXEC;
+            wdb_send(c);
+            return;
+        }
+        op->stmt = calloc(1, sizeof(*op->stmt));
+        if (op->stmt == NULL || (op->stmt->sql = strdup(op->sql)) == NULL) {
+            free(op->stmt);
+            op->stmt = NULL;
+            op->phase = PH_EXEC;
+            wdb_send(c);
+            return;
+        }
+        snprintf(op->stmt->name, sizeof(op->stmt->name), "w%u",
+                 c->next_stmt++);
+        op->stmt->nparams = op->nparams;
+        ok = PQsendPrepare(c->pg, op->stmt->name, op->sql, op->nparams, NULL);
+    } else if (op->stmt != NULL) {
+        ok = PQsendQueryPrepared(c->pg, op->stmt->name, op->nparams,
+                                 (const char *const *)op->params, NULL, NULL,
+                                 0);
+    } else {
+        ok = PQsendQueryParams(c->pg, op->sql, op->nparams, NULL,
+                               (const char *const *)op->params, NULL, NULL, 0);
+    }
+    if (!ok) {
+        wdb_down(c, PQerrorMessage(c->pg));
+        return;
+    }
+    wdb_flush(c);
+}
+
+/* A statement's last result arrived. */
+static void wdb_phase_done(struct wdb_conn *c)
+{
+    struct wdb_op *op = c->op;
+    ExecStatusType st = op->res ? PQresultStatus(op->res) : PGRES_FATAL_ERROR;
+
+    if (op->phase == PH_DEALLOC) {
+        if (op->res != NULL)
+            PQclear(op->res);
+        op->res = NULL;
+        op->phase = PH_PREPARE;
+        wdb_send(c);
+        return;
+    }
+    if (op->phase == PH_PREPARE) {
+        struct wdb_stmt *s = op->stmt;
+        if (st != PGRES_COMMAND_OK) {
+            free(s->sql);
+            free(s);
+            op->stmt = NULL; /* the error result is the answer */
+        } else {
+            s->next = c->stmts;
+            c->stmts = s;
+            c->nstmts++;
+            PQclear(op->res);
+            op->res = NULL;
+            op->phase = PH_EXEC;
+            wdb_send(c);
+            return;
+        }
+    }
+    c->op = NULL;
+    op->conn = NULL;
+    if (op->tx != NULL && op->kind == OP_BEGIN && st == PGRES_COMMAND_OK) {
+        op->tx->conn = c;
+        c->tx = op->tx;
+    }
+    if (c->tx == NULL || (op->tx == c->tx && op->kind == OP_END))
+        c->state = c->tx != NULL && op->kind != OP_END ? DBC_BUSY : DBC_IDLE;
+    wdb_finish(op);
+    wdb_pump(c->dl);
+}
+
+static void wdb_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct wdb_conn *c = arg;
+    PGresult *res;
+
+    (void)fd;
+    (void)what;
+    if (!PQconsumeInput(c->pg)) {
+        wdb_down(c, PQerrorMessage(c->pg));
+        return;
+    }
+    while (c->pg != NULL && !PQisBusy(c->pg)) {
+        res = PQgetResult(c->pg);
+        if (res == NULL) {
+            if (c->op != NULL)
+                wdb_phase_done(c);
+            return;
+        }
+        if (c->op == NULL) {
+            PQclear(res); /* e.g. a notice-free stray result */
+            continue;
+        }
+        if (c->op->res != NULL)
+            PQclear(c->op->res);
+        c->op->res = res;
+    }
+}
+
+static void wdb_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct wdb_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    wdb_flush(c);
+}
+
+/* Give waiting statements to idle connections. */
+static void wdb_pump(struct wdb_loop *dl)
+{
+    for (int i = 0; i < dl->n && dl->qhead != NULL; i++) {
+        struct wdb_conn *c = &dl->conns[i];
+        struct wdb_op *op;
+
+        if (c->state != DBC_IDLE || c->tx != NULL)
+            continue;
+        op = dl->qhead;
+        wdb_queue_remove(dl, op);
+        op->conn = c;
+        op->phase = PH_DEALLOC;
+        c->op = op;
+        c->state = DBC_BUSY;
+        wdb_send(c);
+    }
+}
+
+static void wdb_connect_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct wdb_conn *c = arg;
+    PostgresPollingStatusType st;
+
+    (void)fd;
+    (void)what;
+    st = PQconnectPoll(c->pg);
+    if (c->rev != NULL) {
+        event_free(c->rev);
+        c->rev = NULL;
+    }
+    switch (st) {
+    case PGRES_POLLING_READING:
+    case PGRES_POLLING_WRITING:
+        c->rev = event_new(c->dl->loop->base, PQsocket(c->pg),
+                           st == PGRES_POLLING_READING ? EV_READ : EV_WRITE,
+                           wdb_connect_poll, c);
+        if (c->rev == NULL || event_add(c->rev, NULL) != 0)
+            wdb_down(c, "out of memory");
+        return;
+    case PGRES_POLLING_OK:
+        if (PQsetnonblocking(c->pg, 1) != 0) {
+            wdb_down(c, PQerrorMessage(c->pg));
+            return;
+        }
+        c->rev = event_new(c->dl->loop->base, PQsocket(c->pg),
+                           EV_READ | EV_PERSIST, wdb_readable, c);
+        c->wev = event_new(c->dl->loop->base, PQsocket(c->pg), EV_WRITE,
+                           wdb_writable, c);
+        if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
+            wdb_down(c, "out of memory");
+            return;
+        }
+        c->state = DBC_IDLE;
+        c->backoff_ms = WDB_BACKOFF_MIN;
+        c->gen = atomic_load(&wdb_gen);
+        if (atomic_fetch_add(&wdb_up, 1) == 0)
+            wlog(WLOG_INFO, "db", "connected");
+        if (c->dl->nup++ == 0)
+            atomic_fetch_add(&wdb_loops_up, 1);
+        wdb_pump(c->dl);
+        return;
+    default:
+        c->state = DBC_CONNECTING; /* so wdb_down() logs nothing twice */
+        wdb_down(c, PQerrorMessage(c->pg));
+        return;
+    }
+}
+
+static void wdb_connect(struct wdb_conn *c)
+{
+    c->pg = PQconnectStart(wdb_cfg.conninfo);
+    if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
+        c->state = DBC_CONNECTING;
+        wdb_down(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
+        return;
+    }
+    c->state = DBC_CONNECTING;
+    wdb_connect_poll(-1, 0, c);
+}
+
+static void wdb_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wdb_connect(arg);
+}
+
+static void wdb_loop_start(void *arg)
+{
+    struct wdb_loop *dl = arg;
+
+    for (int i = 0; i < dl->n; i++)
+        wdb_connect(&dl->conns[i]);
+}
+
+int wdb_start(const struct wdb_config *cfg)
+{
+    wdb_cfg = *cfg;
+    wdb_cfg.conninfo = strdup(cfg->conninfo);
+    wdb_loops = calloc((size_t)whost_g->nloops, sizeof(*wdb_loops));
+    if (wdb_cfg.conninfo == NULL || wdb_loops == NULL)
+        return -1;
+    for (int l = 0; l < whost_g->nloops; l++) {
+        struct wdb_loop *dl = &wdb_loops[l];
+        dl->loop = &whost_g->loops[l];
+        dl->n = cfg->pool_size;
+        dl->conns = calloc((size_t)dl->n, sizeof(*dl->conns));
+        if (dl->conns == NULL)
+            return -1;
+        for (int i = 0; i < dl->n; i++) {
+            dl->conns[i].dl = dl;
+            dl->conns[i].id = i;
+            dl->conns[i].backoff_ms = WDB_BACKOFF_MIN;
+            dl->conns[i].retry = evtimer_new(dl->loop->base, wdb_retry,
+                                             &dl->conns[i]);
+            if (dl->conns[i].retry == NULL)
+                return -1;
+        }
+    }
+    wdb_on = 1;
+    for (int l = 0; l < whost_g->nloops; l++)
+        if (wloop_post(&whost_g->loops[l], wdb_loop_start, &wdb_loops[l]) != 0)
+            return -1;
+    return 0;
+}
+
+void wdb_stop(void)
+{
+    if (wdb_loops == NULL)
+        return;
+    for (int l = 0; l < whost_g->nloops; l++) {
+        struct wdb_loop *dl = &wdb_loops[l];
+        while (dl->qhead != NULL) {
+            struct wdb_op *op = dl->qhead;
+            wdb_queue_remove(dl, op);
+            wdb_req_unlink(op);
+            wdb_op_free(op);
+        }
+        for (int i = 0; dl->conns != NULL && i < dl->n; i++) {
+            struct wdb_conn *c = &dl->conns[i];
+            if (c->op != NULL) {
+                wdb_req_unlink(c->op);
+                wdb_op_free(c->op);
+            }
+            free(c->tx);
+            if (c->rev != NULL)
+                event_free(c->rev);
+            if (c->wev != NULL)
+                event_free(c->wev);
+            if (c->retry != NULL)
+                event_free(c->retry);
+            if (c->pg != NULL)
+                PQfinish(c->pg);
+            wdb_stmts_clear(c);
+        }
+        free(dl->conns);
+    }
+    free(wdb_loops);
+    wdb_loops = NULL;
+    free(wdb_cfg.conninfo);
+    wdb_cfg.conninfo = NULL;
+    wdb_on = 0;
+    atomic_store(&wdb_up, 0);
+    atomic_store(&wdb_loops_up, 0);
+}
+
+/* ---- results as JSON, errors as answers -------------------------------- */
+
+/* Type OIDs from PostgreSQL's catalog (stable across versions). */
+#define WDB_BOOLOID 16
+#define WDB_INT8OID 20
+#define WDB_INT2OID 21
+#define WDB_INT4OID 23
+#define WDB_JSONOID 114
+#define WDB_FLOAT4OID 700
+#define WDB_FLOAT8OID 701
+#define WDB_JSONBOID 3802
+
+static json_t *wdb_value_json(const PGresult *res, int row, int col)
+{
+    const char *v;
+
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    v = PQgetvalue(res, row, col);
+    switch (PQftype(res, col)) {
+    case WDB_BOOLOID:
+        return json_boolean(v[0] == 't');
+    case WDB_INT2OID:
+    case WDB_INT4OID:
+    case WDB_INT8OID:
+        return json_integer((json_int_t)strtoll(v, NULL, 10));
+    case WDB_FLOAT4OID:
+    case WDB_FLOAT8OID:
+        return json_real(strtod(v, NULL));
+    case WDB_JSONOID:
+    case WDB_JSONBOID: {
+        json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+        return j != NULL ? j : json_string(v);
+    }
+    default:
+        return json_string(v);
+    }
+}
+
+static json_t *wdb_row_json(const PGresult *res, int row)
+{
+    json_t *o = json_object();
+
+    for (int c = 0; o != NULL && c < PQnfields(res); c++)
+        json_object_set_new(o, PQfname(res, c), wdb_value_json(res, row, c));
+    return o;
+}
+
+json_t *wdb_json(const struct weft_db_res *r, int row)
+{
+    json_t *a;
+
+    if (r == NULL || r->res == NULL || r->error != NULL)
+        return row < 0 ? json_array() : NULL;
+    if (row >= 0)
+        return row < PQntuples(r->res) ? wdb_row_json(r->res, row) : NULL;
+    a = json_array();
+    for (int i = 0; a != NULL && i < PQntuples(r->res); i++)
+        json_array_append_new(a, wdb_row_json(r->res, i));
+    return a;
+}
+
+int wdb_reply_error(struct weft_req *r, const struct weft_db_res *res)
+{
+    const char *st = res ? res->sqlstate : NULL;
+
+    if (res == NULL || res == &wdb_busy_res)
+        return wreq_reply_error(r, 503, "db_busy",
+                                "the database is busy; try again");
+    wlog_rid(WLOG_WARN, "db", r->rid, "statement failed: %s (%s)",
+             res->error ? res->error : "?", st ? st : "-");
+    if (st != NULL && strncmp(st, "08", 2) == 0)
+        return wreq_reply_error(r, 503, "db_unavailable",
+                                "the database is unavailable; try again");
+    if (st != NULL && strcmp(st, "57014") == 0)
+        return wreq_reply_error(r, 503, "db_timeout",
+                                "the database did not answer in time");
+    if (st != NULL && strcmp(st, "53300") == 0)
+        return wreq_reply_error(r, 503, "db_busy",
+                                "the database is busy; try again");
+    if (st != NULL && (strcmp(st, "23505") == 0 || strcmp(st, "23P01") == 0))
+        return wreq_reply_error(r, 409, "conflict",
+                                "that conflicts with existing data");
+    return wreq_reply_error(r, 500, "db_error", "a database error occurred");
+}

@@ -1,0 +1,1 @@
+ALTER TABLE dbtest_items ADD COLUMN note text;
