@@ -659,6 +659,8 @@ static int wplug_replace(struct wplug_slot *s, const struct wsettings *set,
         s->reloads++;
     s->state = WPS_RUNNING;
     wplug_set_str(&s->version, ni->desc->version);
+    snprintf(s->abi, sizeof(s->abi), "%u.%u", ni->desc->abi_major,
+             ni->desc->abi_minor);
     wplug_set_str(&s->path, sp->path);
     wplug_set_str(&s->last_error, NULL);
     pthread_mutex_unlock(&wpm.info_mu);
@@ -899,9 +901,9 @@ json_t *wplug_info(void)
     pthread_mutex_lock(&wpm.info_mu);
     for (struct wplug_slot *s = wpm.slots; s; s = s->next) {
         json_t *o = json_pack(
-            "{s:s, s:o, s:s, s:s, s:b, s:o, s:o, s:I, s:I, s:I}", "name",
+            "{s:s, s:o, s:o, s:s, s:b, s:o, s:o, s:I, s:I, s:I}", "name",
             s->name, "version", s->version ? json_string(s->version) : json_null(),
-            "abi", "1.0", "state", wplug_state_name(s->state), "enabled",
+            "abi", s->abi[0] ? json_string(s->abi) : json_null(), "state", wplug_state_name(s->state), "enabled",
             s->state != WPS_DISABLED, "path",
             s->path ? json_string(s->path) : json_null(), "last_error",
             s->last_error ? json_string(s->last_error) : json_null(), "loads",

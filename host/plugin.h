@@ -30,6 +30,7 @@ struct wplug_slot {
     /* shown by /api/plugins and /metrics; guarded by wplugins.info_mu */
     int state;
     char *version, *path, *last_error;
+    char abi[24]; /* the ABI the serving version was built for, "1.1" */
     unsigned long long loads, reloads, failures;
 
     pthread_mutex_t state_mu; /* the state blocks list */

@@ -54,25 +54,18 @@ char *it_hello_section(const char *so_path, const char *more)
 
 weft_harness *it_start(const char *ini_extra, int threads)
 {
-    char *all = it_strf("%s%s", ini_extra != NULL ? ini_extra : "",
-                        IT_NO_DATABASE);
-    weft_harness *h = weft_harness_start(all, threads);
+    weft_harness *h = weft_harness_start(ini_extra, threads);
 
     ck_assert_msg(h != NULL, "weftd did not start (see the log above); "
                              "config extra:\n%s",
-                  all);
-    free(all);
+                  ini_extra != NULL ? ini_extra : "(none)");
     return h;
 }
 
 void it_write_config(weft_harness *h, const char *ini_extra)
 {
-    char *all = it_strf("%s%s", ini_extra != NULL ? ini_extra : "",
-                        IT_NO_DATABASE);
-
-    ck_assert_msg(weft_harness_write_config(h, all) == 0,
+    ck_assert_msg(weft_harness_write_config(h, ini_extra) == 0,
                   "cannot rewrite %s", weft_harness_config_path(h));
-    free(all);
 }
 
 weft_harness *it_start_hello(const char *extra, int threads)
@@ -522,9 +515,14 @@ int it_run_suite(Suite *s)
     SRunner *sr;
     int failed;
 
-    /* Run by hand, outside ctest: use the weftd of this build. */
+    /* Run by hand, outside ctest: the same environment as ctest gives
+     * (tests/integration/CMakeLists.txt), i.e. the weftd of this build and
+     * no database (these tests are about HTTP and plugins). */
     if (getenv("WEFT_HARNESS_WEFTD") == NULL &&
         setenv("WEFT_HARNESS_WEFTD", IT_WEFTD, 1) != 0)
+        return 1;
+    if (getenv("WEFT_DATABASE_ENABLED") == NULL &&
+        setenv("WEFT_DATABASE_ENABLED", "false", 1) != 0)
         return 1;
     sr = srunner_create(s);
 

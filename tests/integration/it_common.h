@@ -14,10 +14,16 @@
 #include <jansson.h>
 
 #include <weft/harness.h>
+#include <weft/weft.h>
 
 #ifndef IT_HELLO_SO
 #error "IT_HELLO_SO must be defined by the build"
 #endif
+
+/* "1.1": the ABI of the SDK the in-tree plugins are built with. */
+#define IT_STR2(x) #x
+#define IT_STR(x) IT_STR2(x)
+#define IT_ABI_STRING IT_STR(WEFT_ABI_MAJOR) "." IT_STR(WEFT_ABI_MINOR)
 
 /* Per-request read timeout of the helpers. */
 #define IT_READ_MS 10000
@@ -34,18 +40,10 @@ char *it_hello_section(const char *so_path, const char *more);
 
 /* Start weftd with the hello plugin (built one) plus `extra`; asserts. */
 weft_harness *it_start_hello(const char *extra, int threads);
-/*
- * These tests are about HTTP and plugins, not the database: they run weftd
- * with `[database] enabled = false` (appended to every config they write) so
- * that no embedded PostgreSQL cluster is created per test. One lifecycle
- * test starts weftd with the default, embedded database.
- */
-#define IT_NO_DATABASE "\n[database]\nenabled = false\n"
-
-/* Start with `ini_extra` plus IT_NO_DATABASE; asserts. */
+/* Start with `ini_extra`; asserts. */
 weft_harness *it_start(const char *ini_extra, int threads);
 
-/* Rewrite the config with `ini_extra` plus IT_NO_DATABASE; asserts. */
+/* Rewrite the config with `ini_extra` (weft_harness_write_config); asserts. */
 void it_write_config(weft_harness *h, const char *ini_extra);
 
 /* Stop it and assert that weftd exited with status 0. */

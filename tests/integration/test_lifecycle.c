@@ -4,16 +4,13 @@
  */
 #include "it_common.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 /* ---- n. --check-config and --version ------------------------------------- */
 
@@ -208,75 +205,10 @@ START_TEST(test_sigint_exits)
 }
 END_TEST
 
-/* ---- the harness's default config: the embedded database ------------- */
-
-/* Pid of a process (not us) whose command line mentions `text`, or 0. */
-static long process_mentioning(const char *text)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    char path[64], buf[4096];
-    long pid, found = 0;
-    ssize_t n, i;
-    int fd;
-
-    ck_assert_ptr_nonnull(d);
-    while (found == 0 && (e = readdir(d)) != NULL) {
-        pid = strtol(e->d_name, NULL, 10);
-        if (pid <= 0 || pid == (long)getpid())
-            continue;
-        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-            continue;
-        for (i = 0; i < n; i++)
-            if (buf[i] == '\0')
-                buf[i] = ' ';
-        buf[n] = '\0';
-        if (strstr(buf, text) != NULL)
-            found = pid;
-    }
-    closedir(d);
-    return found;
-}
-
-START_TEST(test_embedded_database)
-{
-    char *ini = it_hello_section(IT_HELLO_SO, NULL), *dir;
-    long long deadline;
-    weft_harness *h;
-    long pid;
-
-    /* No [database] section: weftd runs its own PostgreSQL cluster. */
-    h = weft_harness_start(ini, 2);
-    free(ini);
-    ck_assert_msg(h != NULL, "weftd with the default (embedded) database "
-                             "was not ready within 15 s; see the log above");
-    dir = strdup(weft_harness_dir(h));
-    ck_assert_ptr_nonnull(dir);
-    it_get_status(h, "/readyz", 200);
-    it_get_status(h, "/healthz", 200);
-    it_get_status(h, "/api/hello/ping", 200);
-    it_stop_ok(h);
-    /* Nothing of the cluster outlives weftd. */
-    deadline = it_now_ms() + 5000;
-    while ((pid = process_mentioning(dir)) != 0 && it_now_ms() < deadline)
-        it_sleep_ms(100);
-    ck_assert_msg(pid == 0, "process %ld still runs from %s after weftd "
-                            "exited",
-                  pid, dir);
-    free(dir);
-}
-END_TEST
-
 static Suite *lifecycle_suite(void)
 {
     Suite *s = suite_create("integration_lifecycle");
-    TCase *cli = tcase_create("cli"), *life = tcase_create("lifecycle"), *db;
+    TCase *cli = tcase_create("cli"), *life = tcase_create("lifecycle");
 
     tcase_set_timeout(cli, 30);
     tcase_add_test(cli, test_check_config);
@@ -286,10 +218,6 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(life, test_sigint_exits);
     suite_add_tcase(s, cli);
     suite_add_tcase(s, life);
-    db = tcase_create("embedded_database");
-    tcase_set_timeout(db, 120);
-    tcase_add_test(db, test_embedded_database);
-    suite_add_tcase(s, db);
     return s;
 }
 

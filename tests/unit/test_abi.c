@@ -3,6 +3,9 @@
 #include "settings.h"
 #include "unit.h"
 
+#define WEFT_STR2(x) #x
+#define WEFT_STR(x) WEFT_STR2(x)
+
 static int h_init(weft_plugin *p)
 {
     (void)p;
@@ -41,7 +44,8 @@ START_TEST(refusal_messages)
     d.abi_minor = 3;
     ck_assert_int_eq(wplug_check_desc(&d, "hello", why, sizeof(why)), -1);
     ck_assert_str_eq(why, "plugin built for ABI major 2 (ABI 2.3), this weftd "
-                          "provides ABI 1.0: rebuild it against this SDK");
+                          "provides ABI 1." WEFT_STR(WEFT_ABI_MINOR)
+                          ": rebuild it against this SDK");
 
     d = good();
     d.struct_size = 8;
