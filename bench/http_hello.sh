@@ -19,6 +19,8 @@
 #   RELOAD_CONNS [64]  RELOAD_INTERVAL [0.2] s    SWAP_SAMPLES [20]
 #   POLL_US [200]  pause between version polls in the swap phase
 #   READY_TIMEOUT [60] s      LOG_LEVEL [warn]  weftd's [log] level
+#   DATABASE [none]  none: [database] enabled = false (hello needs none);
+#                    embedded: weftd's private PostgreSQL cluster, as in production
 #   KEEP_TMP [0]  1 keeps the temp dir (configs, logs, raw wrk output)
 #
 # Needs: wrk (Debian package `wrk`), nginx (Debian package `nginx-light`),
@@ -53,6 +55,7 @@ POLL_US=${POLL_US:-200}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 KEEP_TMP=${KEEP_TMP:-0}
+DATABASE=${DATABASE:-none}
 
 TMP=""
 WEFTD_PID=""
@@ -214,6 +217,8 @@ check_args() {
     done
     [[ $RELOAD_INTERVAL =~ ^[0-9]*\.?[0-9]+$ ]] || die "RELOAD_INTERVAL must be seconds, e.g. 0.2"
     RELOAD_INTERVAL_US=$(awk -v s="$RELOAD_INTERVAL" 'BEGIN { printf "%d", s * 1000000 }')
+    [[ $DATABASE == none || $DATABASE == embedded ]] ||
+        die "DATABASE must be 'none' or 'embedded', not '$DATABASE'"
     for v in $PHASES; do
         [[ $v == throughput || $v == reload || $v == swap ]] ||
             die "unknown phase '$v' (throughput, reload, swap)"
@@ -244,6 +249,10 @@ shutdown_timeout = 2s
 [log]
 level = $LOG_LEVEL
 
+[database]
+; hello needs no database; DATABASE=embedded runs weftd's private cluster.
+enabled = $([[ $DATABASE == embedded ]] && echo true || echo false)
+
 [admin]
 token = $(cat "$TMP/token")
 
@@ -263,6 +272,9 @@ start_weftd() {
         [[ $v == WEFT_* ]] && unset_env+=(-u "$v")
     done
     mkdir -p "$TMP/plugin" "$TMP/var"
+    # Run as root, weftd runs the embedded PostgreSQL as 'postgres', which
+    # must be able to reach data_dir inside our (mode 700) temp dir.
+    [[ $DATABASE == embedded ]] && chmod 711 "$TMP"
     cp "$HELLO_SO" "$TMP/plugin/hello.so"
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/token"
     printf 'Authorization: Bearer %s\n' "$(cat "$TMP/token")" >"$TMP/auth.header"
@@ -652,7 +664,7 @@ if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null || true) ]]; then
 fi
 say "commit    $COMMIT"
 say "machine   $NCPU cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(free -h | awk '/^Mem:/ { print $2 }') RAM, Linux $(uname -r)"
-say "weftd     $WEFTD_VERSION, $THREADS event loops, $WEFT_URL, plugin hello $PING_VERSION"
+say "weftd     $WEFTD_VERSION, $THREADS event loops, $WEFT_URL, plugin hello $PING_VERSION, database: $DATABASE"
 say "nginx     $(nginx -v 2>&1 | sed 's/^nginx version: //'), $THREADS workers, $NGINX_URL"
 say "wrk       $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }'), $WRK_THREADS threads, --timeout 5s"
 say "response  same body on both ($(wc -c <"$TMP/ping.body") bytes, $PING_TYPE); headers: weftd $HEAD_WEFT bytes, nginx $HEAD_NGINX bytes"

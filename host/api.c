@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "db.h"
 #include "http_conn.h"
 #include "log.h"
@@ -475,6 +476,24 @@ static int wapi_db_reply_error(weft_req *r, const weft_db_res *res)
     return wdb_reply_error(WAPI_REQ(r), res);
 }
 
+/* ---- identity (1.1) ---------------------------------------------------- */
+
+static int64_t wapi_req_user(weft_req *r)
+{
+    return wauth_user(WAPI_REQ(r));
+}
+
+static int wapi_req_has_role(weft_req *r, const char *role)
+{
+    return wauth_has_role(WAPI_REQ(r), role);
+}
+
+static int wapi_user_profile(weft_req *r, int64_t id, weft_db_fn cb,
+                             void *arg)
+{
+    return wauth_profile(WAPI_REQ(r), id, cb, arg);
+}
+
 const weft_api wapi_table = {
     .abi_major = WEFT_ABI_MAJOR,
     .abi_minor = WEFT_ABI_MINOR,
@@ -522,4 +541,7 @@ const weft_api wapi_table = {
     .db_isnull = wapi_db_isnull,
     .db_json = wapi_db_json,
     .db_reply_error = wapi_db_reply_error,
+    .req_user = wapi_req_user,
+    .req_has_role = wapi_req_has_role,
+    .user_profile = wapi_user_profile,
 };

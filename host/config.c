@@ -316,8 +316,12 @@ int wcfg_parse_value(int type, const char *s, int64_t min, int64_t max,
             by = 1000;
         else if (strcasecmp(end, "m") == 0)
             by = 60000;
+        else if (strcasecmp(end, "h") == 0)
+            by = 3600000;
+        else if (strcasecmp(end, "d") == 0)
+            by = 86400000;
         else {
-            *why = "expected a duration such as 500ms, 10s or 2m";
+            *why = "expected a duration such as 500ms, 10s, 2m, 12h or 30d";
             return -1;
         }
         if (wcfg_scale(v, by, &r) != 0) {

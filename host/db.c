@@ -712,6 +712,13 @@ static void wdb_pump(struct wdb_loop *dl)
     }
 }
 
+/* Server notices go to the debug log, not raw to stderr. */
+static void wdb_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    wlog(WLOG_DEBUG, "db", "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 static void wdb_connect_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct wdb_conn *c = arg;
@@ -734,6 +741,7 @@ static void wdb_connect_poll(evutil_socket_t fd, short what, void *arg)
             wdb_down(c, "out of memory");
         return;
     case PGRES_POLLING_OK:
+        PQsetNoticeProcessor(c->pg, wdb_notice, NULL);
         if (PQsetnonblocking(c->pg, 1) != 0) {
             wdb_down(c, PQerrorMessage(c->pg));
             return;

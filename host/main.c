@@ -15,6 +15,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "auth.h"
 #include "builtin.h"
 #include "db.h"
 #include "migrate.h"
@@ -40,6 +41,14 @@ static void wmain_usage(FILE *f)
     fprintf(f, "usage: weftd --config FILE      run\n"
                "       weftd --check-config FILE  check a config and exit "
                "(0 valid, 2 not)\n"
+               "       weftd --config FILE --create-admin EMAIL\n"
+               "                                  make (or promote) an admin; "
+               "password from\n"
+               "                                  WEFT_ADMIN_PASSWORD or "
+               "standard input\n"
+               "       weftd --config FILE --seed-demo\n"
+               "                                  demo accounts alex@mail.com "
+               "and bob@mail.com\n"
                "       weftd --version\n");
 }
 
@@ -344,7 +353,15 @@ static int wmain_database(struct whost *h)
     cfg.pool_size = (int)h->set->db_pool_size;
     cfg.queue_max = (int)h->set->db_queue_max;
     cfg.query_timeout_ms = (int)h->set->db_query_timeout;
-    if (wmig_init(conninfo) != 0 || wdb_start(&cfg) != 0) {
+    if (wmig_init(conninfo) != 0 ||
+        wmig_apply("weft", wauth_migrations, &d) < 0) {
+        for (int i = 0; i < d.n; i++)
+            wlog(WLOG_ERROR, "db", "%s", d.msgs[i]);
+        wdiag_free(&d);
+        free(conninfo);
+        return -1;
+    }
+    if (wdb_start(&cfg) != 0) {
         free(conninfo);
         return -1;
     }
@@ -404,7 +421,13 @@ static int wmain_run(const char *path)
         if (wloop_init(&h->loops[i], i) != 0 ||
             (h->loops[i].met = wmet_loop_new()) == NULL)
             goto out;
-    if (wplug_init() != 0 || wbuiltin_register() != 0)
+    if (wauth_init(h->set, &d) != 0) {
+        for (int i = 0; i < d.n; i++)
+            wlog(WLOG_ERROR, "auth", "%s", d.msgs[i]);
+        wdiag_free(&d);
+        goto out;
+    }
+    if (wplug_init() != 0 || wbuiltin_register() != 0 || wauth_routes() != 0)
         goto out;
     {
         struct wrtable *t = wplug_first_table(h->nloops);
@@ -497,10 +520,98 @@ out:
     }
     if (h->ctl.base != NULL)
         wloop_destroy(&h->ctl);
+    wauth_fini();
     wsettings_free(h->set);
     free(h->admin_token);
     free(h->config_path);
     libevent_global_shutdown();
+    return rc;
+}
+
+/* The password for --create-admin: WEFT_ADMIN_PASSWORD, else the first
+ * line of standard input (so it never shows in `ps`). */
+static char *wmain_password(void)
+{
+    const char *env = getenv("WEFT_ADMIN_PASSWORD");
+    char buf[1100];
+
+    if (env != NULL)
+        return strdup(env);
+    if (fgets(buf, sizeof(buf), stdin) == NULL)
+        return NULL;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return strdup(buf);
+}
+
+/* --create-admin EMAIL and --seed-demo: one-off commands against the same
+ * database weftd uses (the embedded cluster is started for them; weftd
+ * must not be running on the same data directory). */
+static int wmain_cli(const char *path, const char *email)
+{
+    struct wdiag d = {0}, pd = {0};
+    struct wsettings *s;
+    struct wpg_embed *pg = NULL;
+    char *conninfo = NULL, dir[4096], *pw = NULL;
+    int rc = 1;
+
+    whost_g = &wmain_host;
+    pthread_mutex_init(&wmain_host.admin_mu, NULL);
+    s = wsettings_load(path, &d, &pd);
+    if (s == NULL || d.n > 0)
+        goto out;
+    if (!s->db_enabled) {
+        wdiag_add(&d, NULL, 0, "[database] enabled is false");
+        goto out;
+    }
+    if (mkdir(s->data_dir, 0700) != 0 && errno != EEXIST) {
+        wdiag_add(&d, NULL, 0, "cannot create %s: %s", s->data_dir,
+                  strerror(errno));
+        goto out;
+    }
+    if (s->db_url == NULL || s->db_url[0] == '\0') {
+        if (geteuid() == 0)
+            chmod(s->data_dir, 0711);
+        snprintf(dir, sizeof(dir), "%s/pg", s->data_dir);
+        pg = wpg_embed_start(dir, "weft", 60000, &conninfo, &d);
+        if (pg == NULL)
+            goto out;
+    } else if ((conninfo = strdup(s->db_url)) == NULL) {
+        goto out;
+    }
+    if (wmig_init(conninfo) != 0 ||
+        wmig_apply("weft", wauth_migrations, &d) < 0 ||
+        wauth_init(s, &d) != 0)
+        goto out;
+    wauth_cli_conninfo = conninfo;
+    if (email != NULL) {
+        pw = wmain_password();
+        if (pw == NULL) {
+            wdiag_add(&d, NULL, 0, "no password: set WEFT_ADMIN_PASSWORD or "
+                                   "give it on standard input");
+            goto out;
+        }
+        rc = wauth_create_admin(s, email, pw, &d) == 0 ? 0 : 1;
+        if (rc == 0)
+            printf("admin %s ready\n", email);
+    } else {
+        rc = wauth_seed_demo(s, &d) == 0 ? 0 : 1;
+        if (rc == 0)
+            printf("demo accounts ready: alex@mail.com, bob@mail.com\n");
+    }
+out:
+    for (int i = 0; i < d.n; i++)
+        fprintf(stderr, "weftd: %s\n", d.msgs[i]);
+    if (pw != NULL) {
+        memset(pw, 0, strlen(pw));
+        free(pw);
+    }
+    wauth_fini();
+    wmig_fini();
+    wpg_embed_stop(pg);
+    free(conninfo);
+    wdiag_free(&d);
+    wdiag_free(&pd);
+    wsettings_free(s);
     return rc;
 }
 
@@ -520,6 +631,12 @@ int main(int argc, char **argv)
         return wmain_check(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--config") == 0)
         return wmain_run(argv[2]);
+    if (argc == 5 && strcmp(argv[1], "--config") == 0 &&
+        strcmp(argv[3], "--create-admin") == 0)
+        return wmain_cli(argv[2], argv[4]);
+    if (argc == 4 && strcmp(argv[1], "--config") == 0 &&
+        strcmp(argv[3], "--seed-demo") == 0)
+        return wmain_cli(argv[2], NULL);
     wmain_usage(stderr);
     return 2;
 }

@@ -34,6 +34,13 @@ void wmig_fini(void)
     wmig_conninfo = NULL;
 }
 
+/* Server notices ("relation already exists, skipping") are not news. */
+static void wmig_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    wlog(WLOG_DEBUG, "db", "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 static PGconn *wmig_connection(struct wdiag *d)
 {
     if (wmig_conn != NULL && PQstatus(wmig_conn) == CONNECTION_OK)
@@ -51,7 +58,9 @@ static PGconn *wmig_connection(struct wdiag *d)
                   PQerrorMessage(wmig_conn));
         PQfinish(wmig_conn);
         wmig_conn = NULL;
+        return NULL;
     }
+    PQsetNoticeProcessor(wmig_conn, wmig_notice, NULL);
     return wmig_conn;
 }
 

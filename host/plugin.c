@@ -971,7 +971,7 @@ int wplug_route(struct weft_plugin *i, const char *method, const char *pattern,
                          prefix);
         return WEFT_EINVAL;
     }
-    if (flags & ~(WEFT_ROUTE_ADMIN | WEFT_ROUTE_NO_BODY)) {
+    if (flags & ~(WEFT_ROUTE_ADMIN | WEFT_ROUTE_NO_BODY | WEFT_ROUTE_USER)) {
         weft_plugin_fail(i, "route %s %s: unknown flags 0x%x", method, pattern,
                          flags);
         return WEFT_EINVAL;

@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "auth.h"
 #include "db.h"
 #include "host.h"
 #include "http_conn.h"
@@ -63,6 +64,7 @@ void wreq_free(struct weft_req *r)
     free(r->hdrs);
     free(r->path);
     free(r->scratch);
+    free(r->user);
     free(r);
 }
 
@@ -345,40 +347,6 @@ int wreq_stream_end(struct weft_req *r)
     return WEFT_OK;
 }
 
-/* Constant-time comparison, so the token cannot be guessed byte by byte. */
-static int wreq_token_eq(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
-    unsigned char diff = (unsigned char)(la != lb);
-
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)((i < la ? a[i] : 0) ^ (i < lb ? b[i] : 0));
-    return diff == 0;
-}
-
-static int wreq_admin_ok(struct weft_req *r)
-{
-    const char *h = whttp_header(&r->head, "Authorization");
-    char *token = whost_admin_token();
-    int ok;
-
-    if (token == NULL) {
-        wreq_reply_error(r, 403, "admin_disabled",
-                         "admin endpoints are disabled: set [admin] token");
-        return 0;
-    }
-    ok = h != NULL && strncasecmp(h, "Bearer ", 7) == 0 &&
-         wreq_token_eq(h + 7, token);
-    free(token);
-    if (!ok) {
-        evbuffer_add_printf(r->rhdrs,
-                            "WWW-Authenticate: Bearer realm=\"weft-admin\"\r\n");
-        wreq_reply_error(r, 401, "unauthorized",
-                         "a valid admin credential is required");
-    }
-    return ok;
-}
-
 static void wreq_route(struct weft_req *r);
 
 void wreq_dispatch(struct weft_req *r)
@@ -430,7 +398,7 @@ static void wreq_route(struct weft_req *r)
         return;
     }
     rt = r->match.route;
-    if ((rt->flags & WEFT_ROUTE_ADMIN) && !wreq_admin_ok(r))
+    if (wauth_request(r, rt->flags) != 0)
         return;
     if ((rt->flags & WEFT_ROUTE_NO_BODY) && r->body_len > 0) {
         wreq_reply_error(r, 413, "payload_too_large",

@@ -14,6 +14,7 @@
 
 struct wconn;
 struct wdb_op;
+struct wjwt_claims;
 struct wloop;
 struct weft_plugin;
 
@@ -53,6 +54,9 @@ struct weft_req {
     unsigned gone : 1;      /* the client went away               */
     unsigned finish_wanted : 1; /* finish once `busy` drops to 0 */
     int busy;    /* host code up the stack still uses the request */
+    struct wjwt_claims *user; /* the signed-in user, or NULL       */
+    unsigned admin_token : 1; /* authenticated by the [admin] token */
+    unsigned via_cookie : 1;  /* credentials came from a cookie     */
     int pending; /* jobs and queries not yet completed */
     struct wdb_op *ops; /* queries in flight (cancelled if the client goes) */
 };

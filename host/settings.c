@@ -55,10 +55,33 @@ static const struct wset_key wset_keys[] = {
      WSET_OFF(db_queue_max)},
     {"database", "query_timeout", WCFG_MS, "5s", 50, 600000,
      WSET_OFF(db_query_timeout)},
+    {"auth", "secret", WCFG_STRING, "", 0, 0, WSET_OFF(auth_secret)},
+    {"auth", "issuer", WCFG_STRING, "weft", 0, 0, WSET_OFF(auth_issuer)},
+    {"auth", "audience", WCFG_STRING, "weft", 0, 0, WSET_OFF(auth_audience)},
+    {"auth", "access_ttl", WCFG_MS, "15m", 1000, 86400000LL,
+     WSET_OFF(auth_access_ttl)},
+    {"auth", "refresh_ttl", WCFG_MS, "30d", 60000, 31536000000LL,
+     WSET_OFF(auth_refresh_ttl)},
+    {"auth", "cookie_secure", WCFG_BOOL, "false", 0, 0,
+     WSET_OFF(auth_cookie_secure)},
+    {"auth", "hash_concurrency", WCFG_INT, "2", 1, 64,
+     WSET_OFF(auth_hash_concurrency)},
+    {"auth", "argon2_opslimit", WCFG_INT, "2", 1, 10,
+     WSET_OFF(auth_argon2_opslimit)},
+    {"auth", "argon2_memlimit", WCFG_SIZE, "64m", 8192, 1LL << 30,
+     WSET_OFF(auth_argon2_memlimit)},
+    {"auth", "login_rate", WCFG_INT, "10", 1, 1000000,
+     WSET_OFF(auth_login_rate)},
+    {"auth", "login_account_rate", WCFG_INT, "5", 1, 1000000,
+     WSET_OFF(auth_login_account_rate)},
+    {"auth", "register_rate", WCFG_INT, "5", 1, 1000000,
+     WSET_OFF(auth_register_rate)},
+    {"auth", "refresh_rate", WCFG_INT, "30", 1, 1000000,
+     WSET_OFF(auth_refresh_rate)},
 };
 
 static const char *const wset_sections[] = {"server", "log", "admin",
-                                            "plugins", "database"};
+                                            "plugins", "database", "auth"};
 
 static int wset_listen(struct wsettings *s, const char *v, const char **why)
 {
@@ -271,6 +294,9 @@ void wsettings_free(struct wsettings *s)
     free(s->data_dir);
     free(s->admin_token);
     free(s->db_url);
+    free(s->auth_secret);
+    free(s->auth_issuer);
+    free(s->auth_audience);
     wcfg_free(s->cfg);
     free(s);
 }

@@ -33,6 +33,12 @@ struct wsettings {
     char *db_url; /* empty: the embedded cluster under data_dir/pg */
     int64_t db_pool_size, db_queue_max, db_query_timeout;
 
+    char *auth_secret, *auth_issuer, *auth_audience;
+    int64_t auth_access_ttl, auth_refresh_ttl, auth_cookie_secure;
+    int64_t auth_hash_concurrency, auth_argon2_opslimit, auth_argon2_memlimit;
+    int64_t auth_login_rate, auth_login_account_rate, auth_register_rate;
+    int64_t auth_refresh_rate;
+
     struct wsettings_plugin *plugins;
     int nplugins;
 };

@@ -62,10 +62,13 @@ enum weft_log_level {
 
 /* Route flags, or-ed together in weft_route(). */
 #define WEFT_ROUTE_NONE 0u
-/* The route needs the admin credential (Authorization: Bearer <token>). */
+/* The route needs a user with the admin role (403 for other users, 401
+ * when signed out); the host's [admin] token is accepted too. */
 #define WEFT_ROUTE_ADMIN 0x01u
 /* The handler reads no body: a request with a body is refused with 413. */
 #define WEFT_ROUTE_NO_BODY 0x02u
+/* The route needs a signed-in user (401 otherwise); since 1.1. */
+#define WEFT_ROUTE_USER 0x04u
 
 /* Types of declared configuration keys. */
 enum weft_config_type {
@@ -224,6 +227,12 @@ struct weft_api {
     int (*db_isnull)(const weft_db_res *res, int row, int col);
     json_t *(*db_json)(const weft_db_res *res, int row);
     int (*db_reply_error)(weft_req *r, const weft_db_res *res);
+
+    /* identity (since 1.1) */
+    int64_t (*req_user)(weft_req *r);
+    int (*req_has_role)(weft_req *r, const char *role);
+    int (*user_profile)(weft_req *r, int64_t user_id, weft_db_fn cb,
+                        void *arg);
 };
 
 /* The entry point every plugin defines (use WEFT_PLUGIN below). */
@@ -551,6 +560,37 @@ static inline json_t *weft_db_json(const weft_db_res *res, int row)
 static inline int weft_db_reply_error(weft_req *r, const weft_db_res *res)
 {
     return WEFT__API(r)->db_reply_error(r, res);
+}
+
+/* ---- identity (since 1.1) ----------------------------------------------
+ *
+ * The host signs users in (/api/auth/...); a route flagged WEFT_ROUTE_USER
+ * is only called with a signed-in user. On other routes the user is known
+ * when the client sent credentials, else 0.
+ */
+
+/* The signed-in user's id, or 0. */
+static inline int64_t weft_req_user(weft_req *r)
+{
+    if (!weft_api_has(r, req_user))
+        return 0;
+    return WEFT__API(r)->req_user(r);
+}
+/* 1 when the signed-in user has `role` ("user", "admin"). */
+static inline int weft_req_has_role(weft_req *r, const char *role)
+{
+    if (!weft_api_has(r, req_has_role))
+        return 0;
+    return WEFT__API(r)->req_has_role(r, role);
+}
+/* Look up the public profile of any user: cb gets zero or one row with the
+ * columns id, username, display_name. */
+static inline int weft_user_profile(weft_req *r, int64_t user_id,
+                                    weft_db_fn cb, void *arg)
+{
+    if (!weft_api_has(r, user_profile))
+        return WEFT_ENOSYS;
+    return WEFT__API(r)->user_profile(r, user_id, cb, arg);
 }
 
 #ifdef __cplusplus

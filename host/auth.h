@@ -1,0 +1,40 @@
+/* auth.h - identity: accounts, sessions, tokens, roles (/api/auth/...). */
+#ifndef WEFT_HOST_AUTH_H
+#define WEFT_HOST_AUTH_H
+
+#include <stdint.h>
+
+#include <weft/weft.h>
+
+#include "diag.h"
+
+struct weft_req;
+struct wsettings;
+
+/* The host's own schema (owner "weft"). */
+extern const weft_migration wauth_migrations[];
+
+/* Load the signing secret, set up hashing and rate limits. Returns 0, or
+ * -1 with the reason in `d`. */
+int wauth_init(const struct wsettings *s, struct wdiag *d);
+void wauth_fini(void);
+/* Register /api/auth/... (answer 503 while there is no database). */
+int wauth_routes(void);
+
+/* Who is asking: Bearer token or cookie (with CSRF check on state
+ * changes). Enforces WEFT_ROUTE_USER and WEFT_ROUTE_ADMIN. Returns 0 to go
+ * on, or -1 after answering (401, 403). */
+int wauth_request(struct weft_req *r, unsigned route_flags);
+
+/* SDK accessors. */
+int64_t wauth_user(struct weft_req *r);
+int wauth_has_role(struct weft_req *r, const char *role);
+int wauth_profile(struct weft_req *r, int64_t id, weft_db_fn cb, void *arg);
+
+/* Command line (blocking): the database to use. */
+extern const char *wauth_cli_conninfo;
+int wauth_create_admin(const struct wsettings *s, const char *email,
+                       const char *password, struct wdiag *d);
+int wauth_seed_demo(const struct wsettings *s, struct wdiag *d);
+
+#endif
