@@ -198,7 +198,11 @@ START_TEST(value_parsing)
     ck_assert_int_eq(v, 120000);
     ck_assert_int_eq(wcfg_parse_value(WCFG_MS, "250ms", 0, 0, &v, &why), 0);
     ck_assert_int_eq(v, 250);
-    ck_assert_int_eq(wcfg_parse_value(WCFG_MS, "1h", 0, 0, &v, &why), -1);
+    ck_assert_int_eq(wcfg_parse_value(WCFG_MS, "1h", 0, 0, &v, &why), 0);
+    ck_assert_int_eq(v, 3600000);
+    ck_assert_int_eq(wcfg_parse_value(WCFG_MS, "30d", 0, 0, &v, &why), 0);
+    ck_assert_int_eq(v, 2592000000LL);
+    ck_assert_int_eq(wcfg_parse_value(WCFG_MS, "1w", 0, 0, &v, &why), -1);
     ck_assert_int_eq(wcfg_parse_value(WCFG_INT, "12", 1, 10, &v, &why), -1);
     ck_assert_str_eq(why, "out of range");
     ck_assert_int_eq(wcfg_parse_value(WCFG_INT, "-3", -5, 5, &v, &why), 0);
