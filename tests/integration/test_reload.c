@@ -462,6 +462,43 @@ START_TEST(test_disable_enable_sighup)
 }
 END_TEST
 
+/* ---- file watching ([plugins] watch = true) --------------------------- */
+
+START_TEST(test_watch_reloads_rewritten_file)
+{
+    char *dir = it_mkdtemp(), *so = it_strf("%s/hello.so", dir), *ini, *v;
+    char *extra;
+    weft_harness *h;
+    long long deadline;
+    int seen = 0;
+
+    it_copy_file(IT_HELLO_SO, so);
+    extra = it_hello_section(so, NULL);
+    ini = it_strf("[plugins]\nwatch = true\n%s", extra);
+    h = it_start(ini, 2);
+    v = it_ping_version(h);
+    ck_assert_str_eq(v, "1.0.0");
+    free(v);
+    /* a rebuild lands: no signal, no admin call */
+    install_hello("3.0.1", so);
+    deadline = it_now_ms() + POLL_MS;
+    while (!seen && it_now_ms() < deadline) {
+        v = it_ping_version(h);
+        seen = strcmp(v, "3.0.1") == 0;
+        free(v);
+        if (!seen)
+            it_sleep_ms(100);
+    }
+    ck_assert_msg(seen, "the rewritten plugin was not reloaded");
+    it_stop_ok(h);
+    it_rmtree(dir);
+    free(extra);
+    free(ini);
+    free(so);
+    free(dir);
+}
+END_TEST
+
 static Suite *reload_suite(void)
 {
     Suite *s = suite_create("integration_reload");
@@ -473,6 +510,7 @@ static Suite *reload_suite(void)
     tcase_add_test(tc, test_fail_init_admin);
     tcase_add_test(tc, test_fail_init_sighup);
     tcase_add_test(tc, test_disable_enable_sighup);
+    tcase_add_test(tc, test_watch_reloads_rewritten_file);
     suite_add_tcase(s, load);
     suite_add_tcase(s, tc);
     return s;
