@@ -834,18 +834,17 @@ void wdb_stop(void)
         return;
     for (int l = 0; l < whost_g->nloops; l++) {
         struct wdb_loop *dl = &wdb_loops[l];
+        /* The requests are gone already (connections closed first): the
+         * operations are freed without touching them. */
         while (dl->qhead != NULL) {
             struct wdb_op *op = dl->qhead;
             wdb_queue_remove(dl, op);
-            wdb_req_unlink(op);
             wdb_op_free(op);
         }
         for (int i = 0; dl->conns != NULL && i < dl->n; i++) {
             struct wdb_conn *c = &dl->conns[i];
-            if (c->op != NULL) {
-                wdb_req_unlink(c->op);
+            if (c->op != NULL)
                 wdb_op_free(c->op);
-            }
             free(c->tx);
             if (c->rev != NULL)
                 event_free(c->rev);

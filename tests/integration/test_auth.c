@@ -1,5 +1,5 @@
 /*
- * Identity endpoints of the host (/api/auth/*), end to end against a real
+ * Identity endpoints of the host (/api/auth/...), end to end against a real
  * weftd with its embedded PostgreSQL: registration and its validation,
  * login, refresh-token rotation and reuse detection, logout, access tokens
  * (expiry and forgeries: tampered, alg none, HS512, wrong issuer/audience,
