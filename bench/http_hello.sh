@@ -408,12 +408,15 @@ WRK_SEQ=0
 declare -A W
 
 # CPU accounting, because the cores are shared with whatever else runs on
-# the machine. Sets CPU_BUSY and CPU_ALL: jiffies of all CPUs (/proc/stat).
+# the machine. Sets, in jiffies of all CPUs (/proc/stat): CPU_BUSY (user,
+# nice, system, steal: process time), CPU_IRQ (irq, softirq: mostly the
+# loopback TCP path, charged to no process) and CPU_ALL.
 cpu_sample() {
     local _u n s i w q sq st
     read -r _ _u n s i w q sq st _ </proc/stat
-    CPU_BUSY=$((_u + n + s + q + sq + st))
-    CPU_ALL=$((CPU_BUSY + i + w))
+    CPU_BUSY=$((_u + n + s + st))
+    CPU_IRQ=$((q + sq))
+    CPU_ALL=$((CPU_BUSY + CPU_IRQ + i + w))
 }
 
 # Sets PID_TICKS: user+system jiffies of the pids and their reaped children.
@@ -448,7 +451,7 @@ cores() { awk -v t="$1" -v all="$2" -v n="$NCPU" 'BEGIN { printf "%.2f", (all > 
 # run_wrk NAME URL CONNS SECONDS: fills W[...] from the summary.lua line,
 # plus the CPU (in cores) the server, wrk and everything else used meanwhile.
 run_wrk() {
-    local name=$1 url=$2 conns=$3 secs=$4 out line kv pids b0 a0 s0 r0 c0 srv wrk rel all
+    local name=$1 url=$2 conns=$3 secs=$4 out line kv pids b0 q0 a0 s0 r0 c0 srv wrk rel all
     WRK_SEQ=$((WRK_SEQ + 1))
     out=$TMP/wrk/$(printf '%03d' "$WRK_SEQ")-$name-c$conns.txt
     pids=$WEFTD_PID
@@ -456,7 +459,7 @@ run_wrk() {
     # shellcheck disable=SC2086 # pid lists
     { cpu_sample; pid_ticks $pids; s0=$PID_TICKS; pid_ticks $RELOADER_PID; r0=$PID_TICKS; }
     child_ms
-    c0=$CHILD_MS b0=$CPU_BUSY a0=$CPU_ALL
+    c0=$CHILD_MS b0=$CPU_BUSY q0=$CPU_IRQ a0=$CPU_ALL
     # In the background + wait: a foreground wrk would defer Ctrl-C (bash
     # runs the INT trap only when a foreground child dies of the signal).
     wrk -t"$WRK_THREADS" -c"$conns" -d"${secs}s" --timeout 5s --latency \
@@ -479,6 +482,7 @@ run_wrk() {
     W[srv_cores]=$(cores "$srv" "$all")
     W[wrk_cores]=$(cores "$wrk" "$all")
     W[rel_cores]=$(cores "$rel" "$all")
+    W[irq_cores]=$(cores "$((CPU_IRQ - q0))" "$all")
     W[other_cores]=$(cores "$((CPU_BUSY - b0 - srv - wrk - rel))" "$all")
     W[req_cpu_s]=$(awk -v r="${W[requests]}" -v t="$srv" -v hz="$CLK_TCK" \
         'BEGIN { printf "%.0f", (t > 0 ? r / (t / hz) : 0) }')
@@ -491,9 +495,10 @@ run_wrk() {
     return 0
 }
 
-row_head() { printf '%-5s %-4s %-6s %10s %8s %7s %7s %7s %10s  %s\n' conns run server "req/s" "p99 ms" "srv" "wrk" "other" "req/cpu-s" errors; }
-row() { printf '%-5s %-4s %-6s %10s %8s %7s %7s %7s %10s  %s\n' "$1" "$2" "$3" "${W[rps]}" "${W[p99_ms]}" "${W[srv_cores]}" \
-    "${W[wrk_cores]}" "${W[other_cores]}" "${W[req_cpu_s]}" "${W[errtext]}"; }
+row_head() { printf '%-5s %-4s %-6s %10s %8s %6s %6s %6s %6s %10s  %s\n' conns run server "req/s" "p99 ms" \
+    "srv" "wrk" "irq" "other" "req/cpu-s" errors; }
+row() { printf '%-5s %-4s %-6s %10s %8s %6s %6s %6s %6s %10s  %s\n' "$1" "$2" "$3" "${W[rps]}" "${W[p99_ms]}" \
+    "${W[srv_cores]}" "${W[wrk_cores]}" "${W[irq_cores]}" "${W[other_cores]}" "${W[req_cpu_s]}" "${W[errtext]}"; }
 
 # ---------------------------------------------------------------- phases ---
 
@@ -502,7 +507,8 @@ phase_throughput() {
     declare -gA MED_W MED_N EFF_W EFF_N
     say ""
     say "== throughput: GET /api/hello/ping, wrk -t$WRK_THREADS, ${DURATION}s runs after a ${WARMUP}s warm-up, $RUNS runs"
-    say "   srv/wrk/other: CPU cores used by the server, by wrk and by everything else during the run;"
+    say "   srv/wrk/irq/other: CPU cores used by the server, by wrk, by the kernel's irq/softirq work"
+    say "   (mostly loopback TCP, charged to no process) and by other processes during the run;"
     say "   req/cpu-s: requests per CPU-second of the server (less sensitive to a busy machine)"
     row_head
     for c in $CONNS; do

@@ -90,8 +90,9 @@ int weft_harness_connect(const weft_harness *h);
 /* Write all bytes. Returns 0 or -1. */
 int weft_harness_send(int fd, const void *data, size_t len);
 
-/* Read one response from `fd` (Content-Length, chunked or close-delimited;
- * `head_only` for answers to HEAD). Returns 0, or -1 on error/timeout/EOF
+/* Read one response from `fd` (Content-Length, chunked or close-delimited).
+ * Not for answers to HEAD, which carry a Content-Length but no body: use
+ * weft_harness_request() for those. Returns 0, or -1 on error/timeout/EOF
  * before a complete response. Bytes past the response stay buffered per fd
  * for the next call (so pipelined answers can be read one by one). */
 int weft_hresp_read(int fd, weft_hresp *out, int timeout_ms);
