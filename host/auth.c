@@ -84,6 +84,22 @@ static struct {
 static const char wauth_user_cols[] =
     "id, email, username, display_name, roles, created_at";
 
+int wauth_check_secret(const struct wsettings *s, struct wdiag *d)
+{
+    unsigned char key[WSECRET_MAX];
+    size_t len = sizeof(key);
+    const char *why = NULL;
+
+    if (s->auth_secret == NULL || s->auth_secret[0] == '\0')
+        return 0; /* generated on first start */
+    if (wsecret_load(s->auth_secret, "/nonexistent", key, &len, &why) != 0) {
+        wdiag_add(d, NULL, 0, "[auth] secret: %s", why ? why : "unusable");
+        return -1;
+    }
+    sodium_memzero(key, sizeof(key));
+    return 0;
+}
+
 int wauth_init(const struct wsettings *s, struct wdiag *d)
 {
     char path[4096];
@@ -166,11 +182,18 @@ static int wauth_limit(struct weft_req *r, const char *what, const char *key,
     return 0;
 }
 
+/* No control characters: C0, DEL, and C1 (U+0080..U+009F, which UTF-8
+ * writes as C2 80..C2 9F; U+009B starts terminal escape sequences). */
 static int wauth_printable(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
             return 0;
+        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+            (unsigned char)s[i + 1] <= 0x9f)
+            return 0;
+    }
     return 1;
 }
 
@@ -294,8 +317,10 @@ static int wauth_verify(const char *token, struct wjwt_claims *c)
 {
     const char *why = NULL;
 
+    /* No leeway: the tokens come from this host or its peers, whose
+     * clocks are synchronised; a leeway would stretch every lifetime. */
     return wjwt_verify(wauth.key, wauth.keylen, token, wauth.issuer,
-                       wauth.audience, time(NULL), 30, c, &why);
+                       wauth.audience, time(NULL), 0, c, &why);
 }
 
 int wauth_request(struct weft_req *r, unsigned flags)

@@ -18,6 +18,8 @@ extern const weft_migration wauth_migrations[];
  * -1 with the reason in `d`. */
 int wauth_init(const struct wsettings *s, struct wdiag *d);
 void wauth_fini(void);
+/* --check-config: is a configured [auth] secret usable? */
+int wauth_check_secret(const struct wsettings *s, struct wdiag *d);
 /* Register /api/auth/... (answer 503 while there is no database). */
 int wauth_routes(void);
 

@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "builtin.h"
 #include "db.h"
+#include "db_listen.h"
 #include "migrate.h"
 #include "pg_embed.h"
 #include "host.h"
@@ -58,8 +59,10 @@ static int wmain_check(const char *path)
     struct wsettings *s = wsettings_load(path, &d, &d);
     int bad;
 
-    if (s != NULL)
+    if (s != NULL) {
+        wauth_check_secret(s, &d);
         wplug_check_config(s, &d);
+    }
     for (int i = 0; i < d.n; i++)
         fprintf(stderr, "%s\n", d.msgs[i]);
     bad = d.n > 0 || s == NULL;
@@ -307,6 +310,25 @@ static void wmain_pg_check(evutil_socket_t fd, short what, void *arg)
     evtimer_add(wmain_pg_watch, &tv);
 }
 
+static char wmain_node[64];
+
+/* Another weftd on the same database applied migrations: our prepared
+ * statements may describe an old shape of its tables. */
+static void wmain_on_schema(const char *channel, const char *payload,
+                            void *arg)
+{
+    const char *sp = strchr(payload, ' ');
+
+    (void)channel;
+    (void)arg;
+    if (sp == NULL || strcmp(sp + 1, wmain_node) == 0)
+        return;
+    wlog(WLOG_INFO, "db", "schema of %.*s changed on another node (%s); "
+                          "statements will be prepared again",
+         (int)(sp - payload), payload, sp + 1);
+    wdb_schema_changed();
+}
+
 /* Bring up the database (the embedded cluster unless a url is set), the
  * migration connection and the per-loop pools. Control thread. */
 static int wmain_database(struct whost *h)
@@ -353,8 +375,13 @@ static int wmain_database(struct whost *h)
     cfg.pool_size = (int)h->set->db_pool_size;
     cfg.queue_max = (int)h->set->db_queue_max;
     cfg.query_timeout_ms = (int)h->set->db_query_timeout;
+    snprintf(wmain_node, sizeof(wmain_node), "pid-%ld-%08x", (long)getpid(),
+             (unsigned)(time(NULL) ^ (getpid() << 8)));
+    wmig_set_node(wmain_node);
     if (wmig_init(conninfo) != 0 ||
-        wmig_apply("weft", wauth_migrations, &d) < 0) {
+        wmig_apply("weft", wauth_migrations, &d) < 0 ||
+        wdbl_listen("weft_schema", wmain_on_schema, NULL) != 0 ||
+        wdbl_start(&h->ctl, conninfo) != 0) {
         for (int i = 0; i < d.n; i++)
             wlog(WLOG_ERROR, "db", "%s", d.msgs[i]);
         wdiag_free(&d);
@@ -499,6 +526,7 @@ static int wmain_run(const char *path)
         event_free(wmain_pg_watch);
     wmain_pg_watch = NULL;
     wdb_stop();
+    wdbl_stop();
     wmig_fini();
     wpg_embed_stop(wmain_pg);
     wmain_pg = NULL;

@@ -17,6 +17,12 @@
 
 static PGconn *wmig_conn;
 static char *wmig_conninfo;
+static char wmig_node[64] = "?";
+
+void wmig_set_node(const char *node)
+{
+    snprintf(wmig_node, sizeof(wmig_node), "%s", node);
+}
 
 int wmig_init(const char *conninfo)
 {
@@ -190,6 +196,16 @@ int wmig_apply(const char *owner, const weft_migration *migs, struct wdiag *d)
     }
     PQclear(res);
     res = NULL;
+    if (applied > 0) {
+        /* Other weftd nodes on this database re-prepare their statements;
+         * NOTIFY is delivered on COMMIT, so never for a rolled-back one. */
+        char payload[256];
+        const char *p[1] = {payload};
+        snprintf(payload, sizeof(payload), "%s %s", owner, wmig_node);
+        if (wmig_exec(pg, "SELECT pg_notify('weft_schema', $1)", 1, p, NULL,
+                      d, "announcing the schema change") != 0)
+            goto fail;
+    }
     if (wmig_exec(pg, "COMMIT", 0, NULL, NULL, d, "COMMIT") != 0)
         return -1;
     if (applied > 0)

@@ -8,6 +8,8 @@
 
 /* Open (or reuse) the control thread's blocking connection. */
 int wmig_init(const char *conninfo);
+/* This process's name in schema-change notifications (to skip its own). */
+void wmig_set_node(const char *node);
 void wmig_fini(void);
 
 /*

@@ -898,28 +898,28 @@ START_TEST(register_validation)
         static const struct {
             const char *body, *field;
         } bad[] = {
-            {"{\"username\":\"m1\",\"display_name\":\"M\","
+            {"{\"username\":\"mf1\",\"display_name\":\"M\","
              "\"password\":\"password1\"}",
              "email"},
             {"{\"email\":\"m2@example.com\",\"display_name\":\"M\","
              "\"password\":\"password1\"}",
              "username"},
-            {"{\"email\":\"m3@example.com\",\"username\":\"m3\","
+            {"{\"email\":\"m3@example.com\",\"username\":\"mf3\","
              "\"password\":\"password1\"}",
              "display"},
-            {"{\"email\":\"m4@example.com\",\"username\":\"m4\","
+            {"{\"email\":\"m4@example.com\",\"username\":\"mf4\","
              "\"display_name\":\"M\"}",
              "password"},
-            {"{\"email\":5,\"username\":\"m5\",\"display_name\":\"M\","
+            {"{\"email\":5,\"username\":\"mf5\",\"display_name\":\"M\","
              "\"password\":\"password1\"}",
              "email"},
-            {"{\"email\":\"m6@example.com\",\"username\":[\"m6\"],"
+            {"{\"email\":\"m6@example.com\",\"username\":[\"mf6\"],"
              "\"display_name\":\"M\",\"password\":\"password1\"}",
              "username"},
-            {"{\"email\":\"m7@example.com\",\"username\":\"m7\","
+            {"{\"email\":\"m7@example.com\",\"username\":\"mf7\","
              "\"display_name\":null,\"password\":\"password1\"}",
              "display"},
-            {"{\"email\":\"m8@example.com\",\"username\":\"m8\","
+            {"{\"email\":\"m8@example.com\",\"username\":\"mf8\","
              "\"display_name\":\"M\",\"password\":12345678}",
              "password"},
         };

@@ -499,6 +499,57 @@ START_TEST(query_timeout_and_client_gone)
 }
 END_TEST
 
+/* Two nodes on one database: a migration applied by one is announced
+ * (LISTEN/NOTIFY) so the other re-prepares its statements. */
+START_TEST(schema_change_reaches_other_nodes)
+{
+    char *dir = db_tmpdir(), *dir_b = db_tmpdir();
+    char *fixed = it_strf("%s/dbtest.so", dir), *cmd, *url, *cfg, *log;
+    weft_harness *a, *b;
+    weft_hresp r;
+    long long deadline;
+    int seen = 0;
+
+    cmd = it_strf("cp '%s' '%s'", IT_DBTEST_M1_SO, fixed);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+    a = db_start(dir, fixed, NULL);
+    url = it_strf("url = host=%s/data/pg/run port=5432 dbname=weft "
+                  "user=weft\n",
+                  dir);
+    cfg = db_config(dir_b, fixed, url);
+    b = weft_harness_start_raw(cfg);
+    ck_assert_msg(b != NULL, "the second node did not start");
+    it_get_status(b, "/api/dbtest/count", 200);
+
+    db_reload_to(a, fixed, IT_DBTEST_M2_SO, &r);
+    ck_assert_msg(r.status == 200, "reload to m2: %d %s", r.status, r.body);
+    weft_hresp_free(&r);
+    deadline = it_now_ms() + 5000;
+    while (!seen && it_now_ms() < deadline) {
+        log = weft_harness_log(b);
+        seen = strstr(log, "schema of dbtest changed on another node") != NULL;
+        free(log);
+        if (!seen)
+            it_sleep_ms(100);
+    }
+    ck_assert_msg(seen, "node B was not told about node A's migration");
+    log = weft_harness_log(a);
+    ck_assert_ptr_null(strstr(log, "changed on another node"));
+    free(log);
+    it_get_status(b, "/api/dbtest/count", 200);
+    it_stop_ok(b);
+    it_stop_ok(a);
+    db_rmdir(dir_b);
+    db_rmdir(dir);
+    free(dir_b);
+    free(dir);
+    free(fixed);
+    free(url);
+    free(cfg);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("integration_db");
@@ -513,6 +564,7 @@ int main(void)
     tcase_add_test(tc, failing_migration_rolls_back);
     tcase_add_test(tc, transactions);
     tcase_add_test(tc, query_timeout_and_client_gone);
+    tcase_add_test(tc, schema_change_reaches_other_nodes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
