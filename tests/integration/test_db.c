@@ -18,9 +18,9 @@
 /* A data directory that outlives one weftd, so restarts can reuse it. */
 static char *db_tmpdir(void)
 {
-    char *d = strdup("/tmp/weft-it-db-XXXXXX");
+    /* it_mkdtemp() removes it even when a failed assertion ends the test */
+    char *d = it_mkdtemp();
 
-    ck_assert_ptr_nonnull(mkdtemp(d));
     /* as root the cluster runs as 'postgres', which must pass through */
     ck_assert_int_eq(chmod(d, 0711), 0);
     return d;
@@ -28,10 +28,7 @@ static char *db_tmpdir(void)
 
 static void db_rmdir(const char *d)
 {
-    char *cmd = it_strf("rm -rf '%s'", d);
-
-    ck_assert_int_eq(system(cmd), 0);
-    free(cmd);
+    it_rmtree(d);
 }
 
 static char *db_config(const char *dir, const char *so, const char *db_extra)
