@@ -342,11 +342,17 @@ int wcfg_parse_value(int type, const char *s, int64_t min, int64_t max,
 
 char *wcfg_path(const struct wcfg *c, const char *rel)
 {
-    char *p;
+    char *p, *real;
 
     if (rel[0] == '/')
         return strdup(rel);
     if (asprintf(&p, "%s/%s", c->dir, rel) < 0)
         return NULL;
+    /* Show "/srv/weft/var", not "/srv/weft/config/../var", when it exists. */
+    real = realpath(p, NULL);
+    if (real != NULL) {
+        free(p);
+        return real;
+    }
     return p;
 }

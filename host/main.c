@@ -437,6 +437,13 @@ static int wmain_run(const char *path)
              h->set->data_dir, strerror(errno));
         goto out;
     }
+    {
+        char *real = realpath(h->set->data_dir, NULL);
+        if (real != NULL) {
+            free(h->set->data_dir);
+            h->set->data_dir = real;
+        }
+    }
 
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     h->nloops = h->set->threads > 0 ? (int)h->set->threads
