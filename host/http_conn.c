@@ -356,8 +356,13 @@ static void wconn_process(struct wconn *c)
                     c->zombie = 1;
                     break;
                 }
-                if (evbuffer_get_length(in) > 0)
+                /* The head's clock starts at its first byte and is not
+                 * reset by later ones: a client dripping a byte at a time
+                 * (slowloris) still runs out of time. */
+                if (evbuffer_get_length(in) > 0 && !c->head_timer) {
+                    c->head_timer = 1;
                     wconn_arm(c, lim->header_timeout_ms);
+                }
                 break;
             }
             if (headlen > lim->max_header) {
@@ -366,6 +371,7 @@ static void wconn_process(struct wconn *c)
                 continue;
             }
             wconn_disarm(c);
+            c->head_timer = 0;
             wconn_start_request(c, headlen);
             continue;
         }
@@ -567,6 +573,8 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
     l->conns = c;
     l->nconns++;
     wmet_conn_open(l->met);
+    /* A new connection has header_timeout for its first head. */
+    c->head_timer = 1;
     wconn_arm(c, whost_g->lim.header_timeout_ms);
 }
 

@@ -31,6 +31,7 @@ struct wconn {
     unsigned in_process : 1;
     unsigned wait_write : 1;
     unsigned linger_after_write : 1;
+    unsigned head_timer : 1; /* the header timeout runs for this head */
     unsigned ready : 1;  /* WC_BUSY: complete, not yet dispatched */
     unsigned zombie : 1; /* freed when wconn_process() returns */
     struct event *timer;

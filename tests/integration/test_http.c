@@ -815,6 +815,39 @@ START_TEST(test_access_log_rid)
 }
 END_TEST
 
+/* A client dripping its head a byte at a time still gets 408 once
+ * header_timeout has passed since the first byte (slowloris). */
+START_TEST(test_slow_head_times_out)
+{
+    weft_harness *h;
+    const char *head = "GET /api/hello/ping HTTP/1.1\r\nHost: x\r\n"
+                       "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    long long t0;
+    int fd, got408 = 0;
+    weft_hresp r;
+
+    h = it_start("[server]\nheader_timeout = 1s\n", 2);
+    fd = weft_harness_connect(h);
+    ck_assert_int_ge(fd, 0);
+    t0 = it_now_ms();
+    for (size_t i = 0; i < strlen(head) && it_now_ms() - t0 < 4000; i++) {
+        if (weft_harness_send(fd, head + i, 1) != 0)
+            break; /* closed by the server: expected */
+        it_sleep_ms(100);
+    }
+    if (weft_hresp_read(fd, &r, 3000) == 0) {
+        got408 = r.status == 408;
+        weft_hresp_free(&r);
+    }
+    weft_harness_close(fd);
+    ck_assert_msg(got408, "no 408 for a head dripped over %lld ms",
+                  it_now_ms() - t0);
+    ck_assert_int_lt(it_now_ms() - t0, 3500);
+    it_get_status(h, "/healthz", 200);
+    it_stop_ok(h);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("integration_http");
@@ -834,6 +867,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, test_health_and_metrics);
     tcase_add_test(tc, test_admin_auth);
     tcase_add_test(tc, test_access_log_rid);
+    tcase_add_test(tc, test_slow_head_times_out);
     suite_add_tcase(s, tc);
     return s;
 }
