@@ -57,7 +57,7 @@ NCPU=$(nproc)
 THREADS=${THREADS:-$NCPU}
 POOL_SIZE=${POOL_SIZE:-4}
 ROWS=${ROWS:-10000}
-NODE_MODES=${NODE_MODES:-single cluster}
+NODE_MODES=${NODE_MODES-single cluster}
 NODE_WORKERS=${NODE_WORKERS:-$NCPU}
 PHASES=${PHASES:-read login}
 LOGIN_DURATION=${LOGIN_DURATION:-10}
@@ -185,6 +185,8 @@ median() {
               else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
+# CPU µs per request: per_req CORES REQ_PER_S ("-" when not measured).
+per_req() { awk -v c="$1" -v r="$2" 'BEGIN { if (c == "-" || r <= 0) print "-"; else printf "%.1f", c * 1e6 / r }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 us_to_ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
@@ -671,7 +673,7 @@ run_target() {
 
 phase_read() {
     local targets=(pgbench) t r i n start best_node="" best=0 m
-    declare -gA RPS=() P99=()
+    declare -gA RPS=() P99=() SRVUS=() PGUS=()
     for m in $NODE_MODES; do
         targets+=("node-$m")
     done
@@ -698,6 +700,8 @@ phase_read() {
             row "$r" "$t"
             RPS[$t]+=" ${R[rps]}"
             P99[$t]+=" ${R[p99_ms]}"
+            SRVUS[$t]+=" $(per_req "${C[srv]}" "${R[rps]}")"
+            PGUS[$t]+=" $(per_req "${C[pg]}" "${R[rps]}")"
             [[ ${R[errtext]} == none ]] || FAILURES+=("read $t run $r: ${R[errtext]}")
         done
     done
@@ -712,12 +716,15 @@ phase_read() {
         fi
     done
     say ""
-    say "medians over $RUNS runs (p99 per run, in run order):"
+    say "medians over $RUNS runs; CPU µs per request of the server and of PostgreSQL (medians);"
+    say "p99 of every run, in run order:"
     for t in "${targets[@]}"; do
+        # shellcheck disable=SC2086 # one number per word
         if [[ $t == pgbench ]]; then
-            printf '  %-13s %11s tps\n' "$t" "${MED[$t]}"
+            printf '  %-13s %11s tps    srv      - µs  pg %6s µs\n' "$t" "${MED[$t]}" "$(median ${PGUS[$t]})"
         else
-            printf '  %-13s %11s req/s   p99 ms:%s\n' "$t" "${MED[$t]}" "${P99[$t]}"
+            printf '  %-13s %11s req/s  srv %6s µs  pg %6s µs   p99 ms:%s\n' "$t" "${MED[$t]}" \
+                "$(median ${SRVUS[$t]})" "$(median ${PGUS[$t]})" "${P99[$t]}"
         fi
     done
     RATIO_NODE=n/a RATIO_PG=$(ratio "${MED[weftd]}" "${MED[pgbench]}")

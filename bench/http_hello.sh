@@ -7,7 +7,8 @@
 #
 # Phases (see bench/README.md for what each one measures):
 #   throughput  wrk at 64 and 256 connections, weftd and nginx alternating
-#   reload      p99 at 64 connections, with and without a reload every 200 ms
+#   reload      p99 at 64 connections: alone, beside a control loop, beside a
+#               reload every 200 ms (zero non-2xx and socket errors required)
 #   swap        ms from a reload request to the new plugin version serving
 #
 # Environment (defaults in brackets):
