@@ -55,6 +55,32 @@ struct evbuffer *wconn_output(struct wconn *c)
     return c->bev != NULL ? bufferevent_get_output(c->bev) : NULL;
 }
 
+/*
+ * Send what is queued now, with one writev, instead of arming the write
+ * event and waiting a turn of the loop: that saves two epoll_ctl calls per
+ * answer. Whatever the socket does not take (or an error) arms the event,
+ * and the bufferevent finishes the job (or reports the error).
+ */
+void wconn_flush(struct wconn *c)
+{
+    struct evbuffer *out;
+
+    if (c->bev == NULL || c->write_armed)
+        return;
+    out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0)
+        return;
+    /* A bufferevent keeps the start of its output frozen against readers
+     * other than itself; thaw it for our own write. */
+    evbuffer_unfreeze(out, 1);
+    (void)evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0) {
+        c->write_armed = 1;
+        bufferevent_enable(c->bev, EV_WRITE);
+    }
+}
+
 /* Drop the socket; the struct lives on while a request still refers to it. */
 static void wconn_close(struct wconn *c)
 {
@@ -219,8 +245,11 @@ static void wconn_start_request(struct wconn *c, size_t headlen)
         return;
     }
     if (r->head.expect_continue && c->bev != NULL)
+    {
         evbuffer_add(bufferevent_get_output(c->bev),
                      "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        wconn_flush(c);
+    }
     wconn_arm(c, lim->body_timeout_ms);
 }
 
@@ -420,6 +449,7 @@ void wconn_request_done(struct wconn *c, int keepalive)
         wconn_free(c);
         return;
     }
+    wconn_flush(c);
     if (!keepalive || !c->keepalive || c->loop->draining) {
         c->state = WC_CLOSING;
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -448,6 +478,10 @@ static void wconn_writecb(struct bufferevent *bev, void *arg)
 
     if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
         return;
+    if (c->write_armed) {
+        c->write_armed = 0;
+        bufferevent_disable(bev, EV_WRITE);
+    }
     if (c->state == WC_CLOSING) {
         if (c->linger_after_write)
             wconn_linger(c);
@@ -566,7 +600,10 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
     bufferevent_setwatermark(c->bev, EV_READ, 0,
                              whost_g->lim.max_header + 64 * 1024);
     bufferevent_setcb(c->bev, wconn_readcb, wconn_writecb, wconn_eventcb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* Writing is direct (wconn_flush); the write event is armed only when
+     * the socket cannot take everything at once. */
+    bufferevent_disable(c->bev, EV_WRITE); /* enabled by default */
+    bufferevent_enable(c->bev, EV_READ);
     c->next = l->conns;
     if (l->conns != NULL)
         l->conns->prev = c;

@@ -31,6 +31,7 @@ struct wconn {
     unsigned in_process : 1;
     unsigned wait_write : 1;
     unsigned linger_after_write : 1;
+    unsigned write_armed : 1; /* the socket was full: libevent writes */
     unsigned head_timer : 1; /* the header timeout runs for this head */
     unsigned ready : 1;  /* WC_BUSY: complete, not yet dispatched */
     unsigned zombie : 1; /* freed when wconn_process() returns */
@@ -44,6 +45,9 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
 
 /* The connection's output, or NULL when the client is gone. */
 struct evbuffer *wconn_output(struct wconn *c);
+
+/* Send queued output now (see http_conn.c). */
+void wconn_flush(struct wconn *c);
 
 /* The request's answer is fully queued: log, release, go on or close. */
 void wconn_request_done(struct wconn *c, int keepalive);

@@ -309,6 +309,7 @@ int wreq_stream_start(struct weft_req *r, int status, const char *ctype)
         size_t before = evbuffer_get_length(out);
         wreq_write_head(r, out, status, ctype, -1);
         r->bytes_out += evbuffer_get_length(out) - before;
+        wconn_flush(r->conn);
     }
     return WEFT_OK;
 }
@@ -330,6 +331,7 @@ int wreq_stream_write(struct weft_req *r, const void *data, size_t len)
     if (r->head.minor == 1)
         evbuffer_add(out, "\r\n", 2);
     r->bytes_out += len;
+    wconn_flush(r->conn);
     return WEFT_OK;
 }
 
@@ -342,6 +344,7 @@ int wreq_stream_end(struct weft_req *r)
     out = wconn_output(r->conn);
     if (out != NULL && r->head.minor == 1 && !r->is_head)
         evbuffer_add(out, "0\r\n\r\n", 5);
+    wconn_flush(r->conn);
     if (r->pending == 0)
         wreq_finish(r);
     return WEFT_OK;
