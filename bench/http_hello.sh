@@ -41,6 +41,10 @@ case "${1:-}" in
 esac
 
 BUILD_DIR=${1:-${BUILD_DIR:-$REPO/build}}
+# A Debug build measures the compiler's -O0, not weftd: say so loudly.
+if grep -qs '^CMAKE_BUILD_TYPE:STRING=Debug$' "$BUILD_DIR/CMakeCache.txt"; then
+    echo "warning: $BUILD_DIR is a Debug build; use RelWithDebInfo (make build) for figures" >&2
+fi
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 RUNS=${RUNS:-3}
