@@ -496,6 +496,49 @@ START_TEST(query_timeout_and_client_gone)
 }
 END_TEST
 
+/* A plugin sees the signed-in user and looks up profiles (SDK 1.1). */
+START_TEST(plugin_sees_the_user)
+{
+    char *dir = db_tmpdir(), *hdr;
+    weft_harness *h = db_start(dir, IT_DBTEST_M1_SO,
+                               "[auth]\nargon2_opslimit = 1\n"
+                               "argon2_memlimit = 64k\n[database]\n");
+    const char *reg = "{\"email\":\"pat@example.com\",\"username\":\"pat\","
+                      "\"display_name\":\"Pat O'Hara\",\"password\":"
+                      "\"long enough\"}";
+    weft_hresp r;
+    json_t *j, *prof;
+    json_int_t uid;
+
+    it_get_status(h, "/api/dbtest/whoami", 401);
+    ck_assert_int_eq(weft_harness_request(h, "POST", "/api/auth/register",
+                                          "Content-Type: application/json\r\n",
+                                          reg, strlen(reg), &r),
+                     0);
+    ck_assert_msg(r.status == 201, "register: %d %s", r.status, r.body);
+    j = it_json(&r);
+    uid = json_integer_value(json_object_get(json_object_get(j, "user"), "id"));
+    hdr = it_strf("Authorization: Bearer %s\r\n", it_jstr(j, "access_token"));
+    json_decref(j);
+    weft_hresp_free(&r);
+    it_req(h, "GET", "/api/dbtest/whoami", hdr, NULL, 0, &r);
+    ck_assert_msg(r.status == 200, "whoami: %d %s", r.status, r.body);
+    j = it_json(&r);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "user")), uid);
+    ck_assert(json_is_false(json_object_get(j, "admin")));
+    prof = json_object_get(j, "profile");
+    ck_assert_str_eq(it_jstr(prof, "username"), "pat");
+    ck_assert_str_eq(it_jstr(prof, "display_name"), "Pat O'Hara");
+    ck_assert_ptr_null(json_object_get(prof, "email")); /* public fields only */
+    json_decref(j);
+    weft_hresp_free(&r);
+    free(hdr);
+    it_stop_ok(h);
+    db_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 /* Two nodes on one database: a migration applied by one is announced
  * (LISTEN/NOTIFY) so the other re-prepares its statements. */
 START_TEST(schema_change_reaches_other_nodes)
@@ -562,6 +605,7 @@ int main(void)
     tcase_add_test(tc, transactions);
     tcase_add_test(tc, query_timeout_and_client_gone);
     tcase_add_test(tc, schema_change_reaches_other_nodes);
+    tcase_add_test(tc, plugin_sees_the_user);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

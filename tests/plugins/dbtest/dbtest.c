@@ -10,6 +10,8 @@
  *   POST /api/dbtest/pair         {"a": s, "b": s, "rollback": bool}
  *                                 both in one transaction
  *   GET  /api/dbtest/version                           -> {"version": s}
+ *   GET  /api/dbtest/whoami   (signed in)  {"user": id, "admin": b,
+ *                             "profile": {id, username, display_name}}
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +231,31 @@ static int dbtest_version(weft_req *r)
     return rc;
 }
 
+/* The SDK's identity calls: who is asking, and their public profile. */
+static void dbtest_profile(weft_req *r, const weft_db_res *res, void *arg)
+{
+    json_t *j;
+
+    (void)arg;
+    if (!weft_db_ok(res)) {
+        weft_db_reply_error(r, res);
+        return;
+    }
+    j = json_pack("{s:I, s:b, s:o}", "user", (json_int_t)weft_req_user(r),
+                  "admin", weft_req_has_role(r, "admin"), "profile",
+                  weft_db_rows(res) ? weft_db_json(res, 0) : json_null());
+    weft_reply_json(r, 200, j);
+    json_decref(j);
+}
+
+static int dbtest_whoami(weft_req *r)
+{
+    if (weft_user_profile(r, weft_req_user(r), dbtest_profile, NULL) !=
+        WEFT_OK)
+        return weft_db_reply_error(r, NULL);
+    return WEFT_OK;
+}
+
 static int dbtest_init(weft_plugin *p)
 {
     if (weft_route(p, "POST", "/api/dbtest/items", 0, dbtest_create) ||
@@ -236,7 +263,9 @@ static int dbtest_init(weft_plugin *p)
         weft_route(p, "GET", "/api/dbtest/count", 0, dbtest_count) ||
         weft_route(p, "GET", "/api/dbtest/sleep", 0, dbtest_sleep) ||
         weft_route(p, "POST", "/api/dbtest/pair", 0, dbtest_pair) ||
-        weft_route(p, "GET", "/api/dbtest/version", 0, dbtest_version))
+        weft_route(p, "GET", "/api/dbtest/version", 0, dbtest_version) ||
+        weft_route(p, "GET", "/api/dbtest/whoami", WEFT_ROUTE_USER,
+                   dbtest_whoami))
         return WEFT_ERR;
     return WEFT_OK;
 }
