@@ -384,8 +384,9 @@ static int wapi_tx_begin(weft_req *r, weft_tx_fn cb, void *arg)
     return rc == 0 ? WEFT_OK : wapi_dbcall_refused(c, rc);
 }
 
-static int wapi_tx_query(weft_tx *tx, const char *sql, int nparams,
-                         const char *const *params, weft_tx_fn cb, void *arg)
+/* A step of a transaction: a statement (sql != NULL) or its end. */
+static int wapi_tx_step(weft_tx *tx, const char *sql, int commit, int nparams,
+                        const char *const *params, weft_tx_fn cb, void *arg)
 {
     struct wdb_tx *t = (struct wdb_tx *)(void *)tx;
     struct wapi_dbcall *c;
@@ -396,23 +397,23 @@ static int wapi_tx_query(weft_tx *tx, const char *sql, int nparams,
     c = wapi_dbcall_new(wdb_tx_req(t), NULL, cb, arg);
     if (c == NULL)
         return WEFT_EINVAL;
-    rc = wdb_tx_query(t, sql, nparams, params, wapi_db_done, c);
+    rc = sql != NULL
+             ? wdb_tx_query(t, sql, nparams, params, wapi_db_done, c)
+             : wdb_tx_end(t, commit, wapi_db_done, c);
     return rc == 0 ? WEFT_OK : wapi_dbcall_refused(c, rc);
+}
+
+static int wapi_tx_query(weft_tx *tx, const char *sql, int nparams,
+                         const char *const *params, weft_tx_fn cb, void *arg)
+{
+    if (sql == NULL)
+        return WEFT_EINVAL;
+    return wapi_tx_step(tx, sql, 0, nparams, params, cb, arg);
 }
 
 static int wapi_tx_end(weft_tx *tx, int commit, weft_tx_fn cb, void *arg)
 {
-    struct wdb_tx *t = (struct wdb_tx *)(void *)tx;
-    struct wapi_dbcall *c;
-    int rc;
-
-    if (t == NULL || wdb_tx_req(t) == NULL)
-        return WEFT_EINVAL;
-    c = wapi_dbcall_new(wdb_tx_req(t), NULL, cb, arg);
-    if (c == NULL)
-        return WEFT_EINVAL;
-    rc = wdb_tx_end(t, commit, wapi_db_done, c);
-    return rc == 0 ? WEFT_OK : wapi_dbcall_refused(c, rc);
+    return wapi_tx_step(tx, NULL, commit, 0, NULL, cb, arg);
 }
 
 static int wapi_db_ok(const weft_db_res *res)
