@@ -404,11 +404,14 @@ struct wauth_op {
     int found, ok;
     char refresh[WTOK_LEN + 1];
     json_t *user;
+    PGresult *row; /* login: the account row, kept across the worker */
     struct wjwt_claims claims;
 };
 
 static void wauth_op_free(struct wauth_op *op)
 {
+    if (op->row != NULL)
+        PQclear(op->row);
     json_decref(op->in);
     json_decref(op->user);
     sodium_memzero(op->hash, sizeof(op->hash));
@@ -678,33 +681,25 @@ static void wauth_verify_work(void *arg)
                        : (wpw_verify_dummy(&wauth.gate, op->password, n), 0);
 }
 
-struct wauth_login {
-    struct wauth_op op;
-    PGresult *row;
-};
-
 static void wauth_login_checked(weft_req *r, void *arg)
 {
-    struct wauth_login *l = arg;
-    PGresult *row = l->row; /* wauth_issue() may free `l` */
+    struct wauth_op *op = arg;
+    PGresult *row = op->row;
 
-    if (!l->op.ok) {
-        if (row != NULL)
-            PQclear(row);
+    if (!op->ok) {
         wreq_reply_error(r, 401, "invalid_credentials",
                          "wrong email or password");
-        wauth_op_free(&l->op);
+        wauth_op_free(op);
         return;
     }
-    wauth_issue(&l->op, row);
+    op->row = NULL; /* wauth_issue() may free `op`; the row is ours now */
+    wauth_issue(op, row);
     PQclear(row);
 }
 
 static void wauth_login_found(struct wauth_op *op,
                               const struct weft_db_res *res)
 {
-    struct wauth_login *l = (struct wauth_login *)op;
-
     if (res->error != NULL) {
         wauth_db_failed(op, res);
         return;
@@ -715,8 +710,8 @@ static void wauth_login_found(struct wauth_op *op,
                  PQgetvalue(res->res, 0, 6));
         /* Keep the row for wauth_issue(): the result is freed after this
          * callback, so copy what is needed into a fresh PGresult. */
-        l->row = PQcopyResult(res->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
-        if (l->row == NULL) {
+        op->row = PQcopyResult(res->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+        if (op->row == NULL) {
             wreq_reply_error(op->r, 503, "unavailable", "out of memory");
             wauth_op_free(op);
             return;
@@ -724,8 +719,6 @@ static void wauth_login_found(struct wauth_op *op,
     }
     if (wreq_defer_on(op->r, NULL, wauth_verify_work, wauth_login_checked,
                       op) != WEFT_OK) {
-        if (l->row != NULL)
-            PQclear(l->row);
         wreq_reply_error(op->r, 503, "busy", "try again");
         wauth_op_free(op);
     }
@@ -734,8 +727,7 @@ WAUTH_STEP(wauth_login_found_cb, wauth_login_found)
 
 static int wauth_login(weft_req *r)
 {
-    struct wauth_login *l;
-    struct wauth_op *tmp;
+    struct wauth_op *op;
     char addr[80], acct[WAUTH_EMAIL_MAX + 1], sql[256];
     const char *p[1];
     const char *session;
@@ -743,40 +735,32 @@ static int wauth_login(weft_req *r)
     wauth_addr(r, addr, sizeof(addr));
     if (!wauth_limit(r, "login", addr, wauth.login_rate))
         return WEFT_OK;
-    tmp = wauth_op_new(r);
-    if (tmp == NULL)
+    op = wauth_op_new(r);
+    if (op == NULL)
         return WEFT_OK;
-    /* wauth_op_new() gave a plain op; a login needs a little more room. */
-    l = calloc(1, sizeof(*l));
-    if (l == NULL) {
-        wauth_op_free(tmp);
-        return wreq_reply_error(r, 503, "unavailable", "out of memory");
-    }
-    l->op = *tmp;
-    free(tmp);
-    l->op.email = wauth_jstr(l->op.in, "email");
-    l->op.password = wauth_jstr(l->op.in, "password");
-    session = wauth_jstr(l->op.in, "session");
-    l->op.cookie = session != NULL && strcmp(session, "cookie") == 0;
-    if (l->op.email == NULL || l->op.password == NULL ||
-        strlen(l->op.email) > WAUTH_EMAIL_MAX ||
-        strlen(l->op.password) > WPW_MAX) {
+    op->email = wauth_jstr(op->in, "email");
+    op->password = wauth_jstr(op->in, "password");
+    session = wauth_jstr(op->in, "session");
+    op->cookie = session != NULL && strcmp(session, "cookie") == 0;
+    if (op->email == NULL || op->password == NULL ||
+        strlen(op->email) > WAUTH_EMAIL_MAX ||
+        strlen(op->password) > WPW_MAX) {
         wreq_reply_error(r, 400, "invalid", "email and password are required");
-        wauth_op_free(&l->op);
+        wauth_op_free(op);
         return WEFT_OK;
     }
-    for (size_t i = 0; i <= strlen(l->op.email); i++)
-        acct[i] = (char)tolower((unsigned char)l->op.email[i]);
+    for (size_t i = 0; i <= strlen(op->email); i++)
+        acct[i] = (char)tolower((unsigned char)op->email[i]);
     if (!wauth_limit(r, "login-account", acct, wauth.login_account_rate)) {
-        wauth_op_free(&l->op);
+        wauth_op_free(op);
         return WEFT_OK;
     }
     snprintf(sql, sizeof(sql),
              "SELECT %s, password_hash FROM weft_users"
              " WHERE lower(email) = lower($1)",
              wauth_user_cols);
-    p[0] = l->op.email;
-    wauth_query(&l->op, sql, 1, p, wauth_login_found_cb);
+    p[0] = op->email;
+    wauth_query(op, sql, 1, p, wauth_login_found_cb);
     return WEFT_OK;
 }
 

@@ -445,9 +445,6 @@ void wdb_req_gone(struct weft_req *req)
         next = op->req_next;
         if (op->conn == NULL && op->tx == NULL) {
             wdb_queue_remove(op->dl, op);
-            op->failed = 1;
-            op->sqlstate = "57014";
-            snprintf(op->err, sizeof(op->err), "the client went away");
             wdb_fail_later(op, "57014", "the client went away");
         } else if (op->conn != NULL) {
             wdb_cancel(op);
