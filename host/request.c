@@ -90,6 +90,11 @@ char *werr_json(const char *code, const char *message, size_t *len)
                           "message", message ? message : "");
     char *s;
 
+    /* A code or message that is not valid UTF-8 (from a plugin) must not
+     * turn the answer into something other than JSON. */
+    if (j == NULL)
+        j = json_pack("{s:{s:s,s:s}}", "error", "code", "error", "message",
+                      "(the error text was not valid UTF-8)");
     if (j == NULL)
         return NULL;
     s = json_dumps(j, JSON_COMPACT);
