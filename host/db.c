@@ -525,6 +525,13 @@ static void wdb_down(struct wdb_conn *c, const char *why)
     }
     c->op = NULL;
     if (op != NULL) {
+        /* A statement being prepared is not in the connection's list yet:
+         * it is the op's alone (the listed ones went with the list). */
+        if (op->phase == PH_PREPARE && op->stmt != NULL) {
+            free(op->stmt->sql);
+            free(op->stmt);
+        }
+        op->stmt = NULL;
         op->conn = NULL;
         op->failed = 1;
         op->sqlstate = "08006";

@@ -1230,6 +1230,29 @@ static void hr_print_log_tail(const weft_harness *h)
     free(log);
 }
 
+/* A sanitizer report starts with its banner; print from there (bounded),
+ * else the tail like any other failure. */
+static void hr_print_log_report(const weft_harness *h)
+{
+    static const char *const banners[] = {"==ERROR: ", "runtime error:",
+                                          "==WARNING: "};
+    size_t len = 0, i;
+    char *log = hr_read_file(h->log_path, &len), *at = NULL;
+
+    for (i = 0; log != NULL && at == NULL && i < sizeof banners / sizeof *banners; i++)
+        at = strstr(log, banners[i]);
+    if (at == NULL) {
+        free(log);
+        hr_print_log_tail(h);
+        return;
+    }
+    while (at > log && at[-1] != '\n')
+        at--;
+    fprintf(stderr, "weft-harness: sanitizer report in %s:\n%.*s\n",
+            h->log_path, (int)(strlen(at) > 32768 ? 32768 : strlen(at)), at);
+    free(log);
+}
+
 /* Reap the child if it exited. 1 exited, 0 running. */
 static int hr_reap(weft_harness *h, int flags)
 {
@@ -1648,6 +1671,11 @@ int weft_harness_stop(weft_harness *h)
         }
     }
     status = h->status;
+    /* The directory is about to go: a weftd that did not exit cleanly
+     * (a sanitizer report, a leak, a crash) must leave its reason in the
+     * test's output, or CI shows only a status number. */
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        hr_print_log_report(h);
     hr_live_remove(h);
     hr_remove_dir(h->dir);
     hr_free(h);
