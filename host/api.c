@@ -11,6 +11,9 @@
 #include "log.h"
 #include "plugin.h"
 #include "request.h"
+#include "bus.h"
+#include "registry.h"
+#include "rt_ws.h"
 
 #define WAPI_INST(p) ((struct weft_plugin *)(void *)(p))
 #define WAPI_REQ(r) ((struct weft_req *)(r))
@@ -495,6 +498,53 @@ static int wapi_user_profile(weft_req *r, int64_t id, weft_db_fn cb,
     return wauth_profile(WAPI_REQ(r), id, cb, arg);
 }
 
+/* ---- bus and realtime (since 1.2) ---------------------------------- */
+
+static int wapi_topic(weft_plugin *p, const char *pattern, unsigned flags,
+                      weft_topic_auth_fn auth)
+{
+    return wreg_topic(WAPI_INST(p), pattern, flags, auth);
+}
+
+static int wapi_publish(weft_plugin *p, const char *topic, json_t *data)
+{
+    return wbus_plugin_publish(WAPI_INST(p), topic, data);
+}
+
+static int wapi_subscribe(weft_plugin *p, const char *pattern,
+                          weft_event_fn fn, void *arg)
+{
+    return wreg_subscribe(WAPI_INST(p), pattern, fn, arg);
+}
+
+static int wapi_tx_publish(weft_tx *tx, const char *topic, json_t *data,
+                           weft_tx_fn cb, void *arg)
+{
+    struct wdb_tx *t = (struct wdb_tx *)(void *)tx;
+    struct weft_req *r = t != NULL ? wdb_tx_req(t) : NULL;
+    const char *params[2];
+    char *s;
+    int rc;
+
+    if (r == NULL || r->inst == NULL || topic == NULL || data == NULL ||
+        !wbus_owns(r->inst, topic))
+        return WEFT_EINVAL;
+    s = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s == NULL)
+        return WEFT_EINVAL;
+    params[0] = topic;
+    params[1] = s;
+    rc = wapi_tx_query(tx, wbus_outbox_sql, 2, params, cb, arg);
+    free(s); /* the pool copies parameters when it sends */
+    return rc;
+}
+
+static int wapi_ws_route(weft_plugin *p, const char *pattern, unsigned flags,
+                         const weft_ws_handlers *h)
+{
+    return wreg_ws(WAPI_INST(p), pattern, flags, h);
+}
+
 const weft_api wapi_table = {
     .abi_major = WEFT_ABI_MAJOR,
     .abi_minor = WEFT_ABI_MINOR,
@@ -545,4 +595,15 @@ const weft_api wapi_table = {
     .req_user = wapi_req_user,
     .req_has_role = wapi_req_has_role,
     .user_profile = wapi_user_profile,
+    .topic = wapi_topic,
+    .publish = wapi_publish,
+    .subscribe = wapi_subscribe,
+    .tx_publish = wapi_tx_publish,
+    .ws_route = wapi_ws_route,
+    .ws_plugin = wrt_ws_api_plugin,
+    .ws_send = wrt_ws_api_send,
+    .ws_close = wrt_ws_api_close,
+    .ws_user = wrt_ws_api_user,
+    .ws_id = wrt_ws_api_id,
+    .ws_subscribe = wrt_ws_api_subscribe,
 };

@@ -65,6 +65,14 @@ const weft_migration wauth_migrations[] = {
      "(family);\n"
      "CREATE INDEX weft_refresh_tokens_user ON weft_refresh_tokens "
      "(user_id);\n"},
+    /* Events published inside plugin transactions (bus.c relays them). */
+    {2, "outbox",
+     "CREATE TABLE weft_outbox (\n"
+     "    id bigserial PRIMARY KEY,\n"
+     "    topic text NOT NULL,\n"
+     "    data text NOT NULL,\n"
+     "    created_at timestamptz NOT NULL DEFAULT now()\n"
+     ");\n"},
     {0, NULL, NULL}};
 
 /* What the handlers need, fixed at start. */

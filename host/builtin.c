@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 
 #include "builtin.h"
+#include "bus.h"
 #include "db.h"
 #include "host.h"
 #include "metrics.h"
@@ -21,7 +22,9 @@ static int wb_healthz(weft_req *r)
 
 static int wb_readyz(weft_req *r)
 {
-    static const char body[] = "{\"status\":\"ready\"}";
+    static const char body[] = "{\"status\":\"ready\",\"nats\":\"ok\"}";
+    static const char degraded[] =
+        "{\"status\":\"ready\",\"nats\":\"disconnected\"}";
 
     if (!atomic_load(&whost_g->ready) || atomic_load(&whost_g->stopping))
         return wreq_reply_error(r, 503, "not_ready",
@@ -31,6 +34,11 @@ static int wb_readyz(weft_req *r)
     if (wdb_enabled() && !wdb_ready())
         return wreq_reply_error(r, 503, "not_ready",
                                 "the database is unreachable");
+    /* NATS away still serves this node's clients (publishes are
+     * buffered): ready, and saying so. */
+    if (!wbus_nats_ok())
+        return wreq_reply(r, 200, "application/json", degraded,
+                          sizeof(degraded) - 1);
     return wreq_reply(r, 200, "application/json", body, sizeof(body) - 1);
 }
 
@@ -49,6 +57,7 @@ static int wb_metrics(weft_req *r)
                         WEFT_VERSION, WEFT_ABI_MAJOR, WEFT_ABI_MINOR);
     wmet_render(b, whost_g->loops, whost_g->nloops);
     wplug_metrics(b);
+    wbus_metrics(b);
     len = evbuffer_get_length(b);
     s = (char *)evbuffer_pullup(b, -1);
     rc = wreq_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", s, len);

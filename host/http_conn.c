@@ -50,6 +50,38 @@ static void wconn_disarm(struct wconn *c)
     evtimer_del(c->timer);
 }
 
+struct evbuffer *wconn_input(struct wconn *c)
+{
+    return c->bev != NULL ? bufferevent_get_input(c->bev) : NULL;
+}
+
+void wconn_set_takeover(struct wconn *c, const struct wconn_up *up,
+                        void *ctx)
+{
+    c->up = up;
+    c->up_ctx = ctx;
+}
+
+void wconn_end(struct wconn *c, int flush_ms)
+{
+    if (c->state == WC_CLOSING)
+        return;
+    if (c->state == WC_BUSY) {
+        /* Still inside the handler that takes it over: end right after. */
+        c->up_end = 1;
+        return;
+    }
+    c->state = WC_CLOSING;
+    /* Half-close and drain after the last byte, so a client still sending
+     * gets our close frame rather than a reset. */
+    c->linger_after_write = 1;
+    c->up_kick = 0;
+    wconn_flush(c);
+    if (c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        flush_ms = 0; /* nothing to send: close on the next turn */
+    wconn_arm(c, flush_ms);
+}
+
 struct evbuffer *wconn_output(struct wconn *c)
 {
     return c->bev != NULL ? bufferevent_get_output(c->bev) : NULL;
@@ -115,6 +147,11 @@ static void wconn_free(struct wconn *c)
         struct weft_req *r = c->req;
         c->req = NULL;
         wreq_free(r);
+    }
+    if (c->up != NULL) {
+        const struct wconn_up *up = c->up;
+        c->up = NULL;
+        up->closed(c->up_ctx);
     }
     if (c->bev != NULL)
         bufferevent_free(c->bev);
@@ -369,7 +406,8 @@ static void wconn_process(struct wconn *c)
             wreq_dispatch(c->req);
             continue;
         }
-        if (c->state == WC_BUSY || c->state == WC_CLOSING)
+        if (c->state == WC_BUSY || c->state == WC_CLOSING ||
+            c->state == WC_UPGRADED)
             break;
         if (c->state == WC_HEAD) {
             if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
@@ -450,6 +488,19 @@ void wconn_request_done(struct wconn *c, int keepalive)
         return;
     }
     wconn_flush(c);
+    if (c->up != NULL) {
+        /* Taken over: the session reads what follows the head (a client
+         * may have sent its first frame already) on the next turn. */
+        c->state = WC_UPGRADED;
+        if (c->up_end) {
+            c->up_end = 0;
+            wconn_end(c, 2000);
+            return;
+        }
+        c->up_kick = 1;
+        wconn_arm(c, 0);
+        return;
+    }
     if (!keepalive || !c->keepalive || c->loop->draining) {
         c->state = WC_CLOSING;
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -468,8 +519,20 @@ void wconn_request_done(struct wconn *c, int keepalive)
 
 static void wconn_readcb(struct bufferevent *bev, void *arg)
 {
+    struct wconn *c = arg;
+
     (void)bev;
-    wconn_process(arg);
+    if (c->state == WC_UPGRADED) {
+        c->up->read(c->up_ctx);
+        return;
+    }
+    if (c->state == WC_CLOSING && c->up != NULL) {
+        /* Ending a session: what the client still sends is dropped. */
+        evbuffer_drain(bufferevent_get_input(bev),
+                       evbuffer_get_length(bufferevent_get_input(bev)));
+        return;
+    }
+    wconn_process(c);
 }
 
 static void wconn_writecb(struct bufferevent *bev, void *arg)
@@ -500,6 +563,10 @@ static void wconn_eventcb(struct bufferevent *bev, short what, void *arg)
     struct wconn *c = arg;
 
     (void)bev;
+    if (c->state == WC_UPGRADED) {
+        wconn_free(c); /* the session hears it through up->closed */
+        return;
+    }
     if (what & BEV_EVENT_EOF) {
         c->eof = 1;
         if (c->state == WC_LINGER) {
@@ -527,6 +594,13 @@ static void wconn_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     in = bufferevent_get_input(c->bev);
     switch (c->state) {
+    case WC_UPGRADED:
+        if (c->up_kick) {
+            c->up_kick = 0;
+            if (evbuffer_get_length(in) > 0)
+                c->up->read(c->up_ctx);
+        }
+        return;
     case WC_HEAD:
         if (evbuffer_get_length(in) == 0) {
             wconn_free(c); /* idle keep-alive: close quietly */
@@ -539,6 +613,16 @@ static void wconn_timeout(evutil_socket_t fd, short what, void *arg)
     case WC_CHUNKED:
         wconn_fail(c, 408, "request_timeout",
                    "the request did not arrive in time");
+        return;
+    case WC_CLOSING:
+        /* A session's end (wconn_end): everything sent, linger; the
+         * flush deadline passed with output left, drop it. */
+        if (c->linger_after_write &&
+            evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+            wconn_linger(c);
+            return;
+        }
+        wconn_free(c);
         return;
     default:
         wconn_free(c);
@@ -621,6 +705,10 @@ void wconn_drain(struct wloop *l)
 
     for (c = l->conns; c != NULL; c = next) {
         next = c->next;
+        if (c->state == WC_UPGRADED) {
+            c->up->drain(c->up_ctx); /* ends it with wconn_end() */
+            continue;
+        }
         if (c->state == WC_HEAD && c->req == NULL && c->bev != NULL &&
             evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
             wconn_free(c);

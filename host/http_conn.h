@@ -16,7 +16,15 @@ enum {
     WC_CHUNKED,  /* reading a chunked body                     */
     WC_BUSY,     /* the handler has the request                */
     WC_CLOSING,  /* flushing the last answer, then close       */
-    WC_LINGER    /* answered and half-closed: discard input     */
+    WC_LINGER,   /* answered and half-closed: discard input     */
+    WC_UPGRADED  /* taken over by a session (SSE, WebSocket)    */
+};
+
+/* What a session that took a connection over is told. */
+struct wconn_up {
+    void (*read)(void *ctx);   /* input is buffered: wconn_input()      */
+    void (*closed)(void *ctx); /* the connection is gone: forget it     */
+    void (*drain)(void *ctx);  /* weftd is stopping: say goodbye, end   */
 };
 
 struct wconn {
@@ -35,7 +43,11 @@ struct wconn {
     unsigned head_timer : 1; /* the header timeout runs for this head */
     unsigned ready : 1;  /* WC_BUSY: complete, not yet dispatched */
     unsigned zombie : 1; /* freed when wconn_process() returns */
+    unsigned up_kick : 1; /* the timer means: call up->read */
+    unsigned up_end : 1;  /* ended while its request was still open */
     struct event *timer;
+    const struct wconn_up *up; /* set once taken over */
+    void *up_ctx;
     struct wconn *prev, *next;
 };
 
@@ -45,6 +57,18 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
 
 /* The connection's output, or NULL when the client is gone. */
 struct evbuffer *wconn_output(struct wconn *c);
+
+/* The connection's input (taken-over connections). */
+struct evbuffer *wconn_input(struct wconn *c);
+
+/* After the current request's answer head, hand the connection to `up`
+ * (called by wreq_takeover before the request finishes). */
+void wconn_set_takeover(struct wconn *c, const struct wconn_up *up,
+                        void *ctx);
+
+/* End a taken-over connection once its output is sent, or after flush_ms
+ * at most. Never frees at once: up->closed comes from the loop later. */
+void wconn_end(struct wconn *c, int flush_ms);
 
 /* Send queued output now (see http_conn.c). */
 void wconn_flush(struct wconn *c);

@@ -5,6 +5,7 @@
 #define WEFT_HOST_LOOP_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -35,6 +36,7 @@ struct wloop {
     struct wconn *conns;     /* all open connections (list)       */
     int nconns;
     int draining;
+    atomic_int rt_interest; /* subscriptions served here (hub.c posts) */
 
     char date[40]; /* "Mon, 23 Nov 2026 01:02:03 GMT" */
     time_t date_at;

@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "builtin.h"
 #include "db.h"
+#include "bus.h"
 #include "db_listen.h"
 #include "migrate.h"
 #include "pg_embed.h"
@@ -331,6 +332,8 @@ static void wmain_on_schema(const char *channel, const char *payload,
 
 /* Bring up the database (the embedded cluster unless a url is set), the
  * migration connection and the per-loop pools. Control thread. */
+static char *wmain_conninfo; /* kept for the outbox relay */
+
 static int wmain_database(struct whost *h)
 {
     struct wdiag d = {0};
@@ -381,6 +384,7 @@ static int wmain_database(struct whost *h)
     if (wmig_init(conninfo) != 0 ||
         wmig_apply("weft", wauth_migrations, &d) < 0 ||
         wdbl_listen("weft_schema", wmain_on_schema, NULL) != 0 ||
+        wdbl_listen("weft_outbox", wbus_outbox_wake, NULL) != 0 ||
         wdbl_start(&h->ctl, conninfo) != 0) {
         for (int i = 0; i < d.n; i++)
             wlog(WLOG_ERROR, "db", "%s", d.msgs[i]);
@@ -392,7 +396,9 @@ static int wmain_database(struct whost *h)
         free(conninfo);
         return -1;
     }
-    free(conninfo);
+    /* The outbox relay starts once the plugins (and their subscriptions)
+     * are loaded: see wmain_run. */
+    wmain_conninfo = conninfo;
     return 0;
 }
 
@@ -461,7 +467,8 @@ static int wmain_run(const char *path)
         wdiag_free(&d);
         goto out;
     }
-    if (wplug_init() != 0 || wbuiltin_register() != 0 || wauth_routes() != 0)
+    if (wplug_init() != 0 || wbuiltin_register() != 0 || wauth_routes() != 0 ||
+        wbus_routes() != 0 || wbus_start(h) != 0)
         goto out;
     {
         struct wrtable *t = wplug_first_table(h->nloops);
@@ -507,6 +514,9 @@ static int wmain_run(const char *path)
     } else if (started == h->nloops) {
         wplug_sync(h->set);
         wwatch_update(h->set);
+        if (wmain_conninfo != NULL && h->set->bus_outbox_relay &&
+            wbus_start_outbox(wmain_conninfo) != 0)
+            wlog(WLOG_ERROR, "outbox", "cannot start the outbox relay");
         atomic_store(&h->ready, 1);
         wlog(WLOG_INFO, "host", "weftd %s ready (ABI %d.%d, pid %ld)",
              WEFT_VERSION, WEFT_ABI_MAJOR, WEFT_ABI_MINOR, (long)getpid());
@@ -529,6 +539,7 @@ static int wmain_run(const char *path)
         h->loops[i].rt = NULL;
     }
     wplug_fini();
+    wbus_stop();
     if (wmain_pg_watch != NULL)
         event_free(wmain_pg_watch);
     wmain_pg_watch = NULL;
@@ -543,6 +554,9 @@ static int wmain_run(const char *path)
     event_free(wmain_drain_timer);
     wlog(WLOG_INFO, "host", "stopped");
 out:
+    wbus_stop(); /* again is harmless: after a failed start it is needed */
+    free(wmain_conninfo);
+    wmain_conninfo = NULL;
     if (h->pool != NULL)
         wpool_stop(h->pool);
     if (h->loops != NULL) {

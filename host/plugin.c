@@ -23,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
+#include "registry.h"
 #include "request.h"
 #include "router.h"
 #include "settings.h"
@@ -273,6 +274,7 @@ static int wplug_copy(const char *src, const char *dst, struct wdiag *d)
 
 static void wplug_inst_free(struct weft_plugin *i)
 {
+    wreg_inst_free(i);
     for (int k = 0; k < i->nroutes; k++)
         wroute_free(i->routes[k]);
     free(i->routes);
@@ -507,7 +509,24 @@ static struct wrtable *wplug_build_table(int refs)
 
 struct wrtable *wplug_first_table(int nloops)
 {
+    wreg_rebuild();
     return wplug_build_table(nloops);
+}
+
+struct weft_plugin *wplug_first_serving(void)
+{
+    for (struct wplug_slot *s = wpm.slots; s != NULL; s = s->next)
+        if (s->cur != NULL)
+            return s->cur;
+    return NULL;
+}
+
+struct weft_plugin *wplug_next_serving(struct weft_plugin *i)
+{
+    for (struct wplug_slot *s = i->slot->next; s != NULL; s = s->next)
+        if (s->cur != NULL)
+            return s->cur;
+    return NULL;
 }
 
 struct weft_pluginall {
@@ -537,6 +556,7 @@ static int wplug_publish(void)
     struct timespec deadline;
     int posted = 0;
 
+    wreg_rebuild();
     if (t == NULL) {
         wlog(WLOG_ERROR, "host", "out of memory building the routing table");
         return -1;
@@ -862,6 +882,7 @@ void wplug_fini(void)
         if (old != NULL)
             wplug_inst_release(old);
     }
+    wreg_rebuild(); /* an empty registry: its references go too */
     wloop_run_tasks(&whost_g->ctl);
     for (s = wpm.slots; s != NULL; s = n) {
         n = s->next;

@@ -19,6 +19,7 @@ struct wrtable;
 enum { WPS_DISABLED = 0, WPS_RUNNING, WPS_FAILED };
 
 struct wplug_block; /* one state block per (size, layout) */
+struct wreg_list;
 
 struct wplug_slot {
     char *name;
@@ -60,6 +61,7 @@ struct weft_plugin {
     struct wplug_cfgval *cfg;
     int ncfg;
     char comp[48]; /* "plugin:<name>" for log lines */
+    struct wreg_list *regs; /* topics, subscriptions, ws endpoints */
 };
 
 /* Check a descriptor the way the loader does. Returns 0, or -1 with a
@@ -92,6 +94,9 @@ void wplug_inst_release(struct weft_plugin *i);
 void wrtable_release(struct wrtable *t);
 
 json_t *wplug_info(void);
+/* The serving versions, in slot order (control thread). */
+struct weft_plugin *wplug_first_serving(void);
+struct weft_plugin *wplug_next_serving(struct weft_plugin *i);
 void wplug_metrics(struct evbuffer *out);
 
 /* The host's own routes, registered before the first table is built. */

@@ -355,6 +355,32 @@ int wreq_stream_end(struct weft_req *r)
     return WEFT_OK;
 }
 
+int wreq_takeover(struct weft_req *r, int status, const char *headers,
+                  const struct wconn_up *up, void *ctx)
+{
+    struct evbuffer *out;
+
+    if (r->replied || r->finished)
+        return WEFT_EINVAL;
+    r->replied = 1;
+    r->status = status;
+    out = wconn_output(r->conn);
+    if (out != NULL) {
+        size_t before = evbuffer_get_length(out);
+        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
+                                 "X-Request-Id: %s\r\n%s",
+                            status, whttp_reason(status), wloop_date(r->loop),
+                            r->rid, headers);
+        evbuffer_add_buffer(out, r->rhdrs);
+        evbuffer_add(out, "\r\n", 2);
+        r->bytes_out = evbuffer_get_length(out) - before;
+    }
+    wconn_set_takeover(r->conn, up, ctx);
+    if (r->pending == 0)
+        wreq_finish(r);
+    return WEFT_OK;
+}
+
 static void wreq_route(struct weft_req *r);
 
 void wreq_dispatch(struct weft_req *r)

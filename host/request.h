@@ -78,6 +78,12 @@ int wreq_stream_start(struct weft_req *r, int status, const char *ctype);
 int wreq_stream_write(struct weft_req *r, const void *data, size_t len);
 int wreq_stream_end(struct weft_req *r);
 
+/* Answer with `status` and `headers` (each ending in CRLF), then hand
+ * the connection to a session (SSE, WebSocket): see wconn_set_takeover. */
+struct wconn_up;
+int wreq_takeover(struct weft_req *r, int status, const char *headers,
+                  const struct wconn_up *up, void *ctx);
+
 /* Route and run the handler (the head and body are complete). */
 void wreq_dispatch(struct weft_req *r);
 

@@ -78,10 +78,36 @@ static const struct wset_key wset_keys[] = {
      WSET_OFF(auth_register_rate)},
     {"auth", "refresh_rate", WCFG_INT, "30", 1, 1000000,
      WSET_OFF(auth_refresh_rate)},
+    {"bus", "nats_url", WCFG_STRING, "", 0, 0, WSET_OFF(bus_nats_url)},
+    {"bus", "nats_prefix", WCFG_STRING, "weft", 0, 0,
+     WSET_OFF(bus_nats_prefix)},
+    {"bus", "outbox_relay", WCFG_BOOL, "true", 0, 0,
+     WSET_OFF(bus_outbox_relay)},
+    {"bus", "outbox_batch", WCFG_INT, "100", 1, 10000,
+     WSET_OFF(bus_outbox_batch)},
+    {"realtime", "history_size", WCFG_INT, "100", 0, 100000,
+     WSET_OFF(rt_history_size)},
+    {"realtime", "history_ttl", WCFG_MS, "5m", 1000, 86400000LL,
+     WSET_OFF(rt_history_ttl)},
+    {"realtime", "max_topics", WCFG_INT, "100000", 1, 10000000,
+     WSET_OFF(rt_max_topics)},
+    {"realtime", "heartbeat", WCFG_MS, "15s", 100, 3600000LL,
+     WSET_OFF(rt_heartbeat)},
+    {"realtime", "max_subscriptions", WCFG_INT, "64", 1, 10000,
+     WSET_OFF(rt_max_subs)},
+    {"realtime", "send_buffer", WCFG_SIZE, "1m", 4096, 1LL << 30,
+     WSET_OFF(rt_send_buffer)},
+    {"realtime", "ws_max_message", WCFG_SIZE, "64k", 128, 16LL << 20,
+     WSET_OFF(rt_ws_max_message)},
+    {"realtime", "allowed_origins", WCFG_STRING, "", 0, 0,
+     WSET_OFF(rt_allowed_origins)},
+    {"realtime", "public_topics", WCFG_STRING, "", 0, 0,
+     WSET_OFF(rt_public_topics)},
 };
 
 static const char *const wset_sections[] = {"server", "log", "admin",
-                                            "plugins", "database", "auth"};
+                                            "plugins", "database", "auth",
+                                            "bus", "realtime"};
 
 static int wset_listen(struct wsettings *s, const char *v, const char **why)
 {
@@ -297,6 +323,10 @@ void wsettings_free(struct wsettings *s)
     free(s->auth_secret);
     free(s->auth_issuer);
     free(s->auth_audience);
+    free(s->bus_nats_url);
+    free(s->bus_nats_prefix);
+    free(s->rt_allowed_origins);
+    free(s->rt_public_topics);
     wcfg_free(s->cfg);
     free(s);
 }

@@ -39,6 +39,13 @@ struct wsettings {
     int64_t auth_login_rate, auth_login_account_rate, auth_register_rate;
     int64_t auth_refresh_rate;
 
+    char *bus_nats_url, *bus_nats_prefix; /* empty url: in-process bus */
+    int64_t bus_outbox_batch, bus_outbox_relay;
+
+    int64_t rt_history_size, rt_history_ttl, rt_max_topics, rt_heartbeat;
+    int64_t rt_max_subs, rt_send_buffer, rt_ws_max_message;
+    char *rt_allowed_origins, *rt_public_topics; /* comma-separated */
+
     struct wsettings_plugin *plugins;
     int nplugins;
 };

@@ -1,5 +1,5 @@
 /*
- * weft.h - the Weft plugin SDK, ABI 1.
+ * weft.h - the Weft plugin SDK, ABI 1 (minor 2).
  *
  * This is the only header a plugin includes. A plugin is a shared object that
  * exports one function, weft_plugin_entry(), returning a const descriptor. The
@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define WEFT_ABI_MAJOR 1
-#define WEFT_ABI_MINOR 1
+#define WEFT_ABI_MINOR 2
 
 /* Name of the one symbol every plugin exports. */
 #define WEFT_ENTRY_SYMBOL "weft_plugin_entry"
@@ -51,6 +51,7 @@ extern "C" {
 #define WEFT_EINVAL (-3)   /* bad argument                             */
 #define WEFT_EBUSY (-4)    /* a bounded queue is full; answer 503      */
 #define WEFT_ENOENT (-5)   /* no such key, parameter or header         */
+#define WEFT_EPERM (-6)    /* not allowed (since 1.2)                  */
 
 /* Log levels for weft_log() and weft_req_log(). */
 enum weft_log_level {
@@ -98,6 +99,60 @@ typedef struct weft_plugin weft_plugin; /* one loaded version of a plugin */
 typedef struct weft_req weft_req;       /* one HTTP request               */
 typedef struct weft_db_res weft_db_res; /* a query's result (since 1.1)   */
 typedef struct weft_tx weft_tx;         /* a transaction (since 1.1)      */
+typedef struct weft_ws weft_ws;         /* a WebSocket session (since 1.2) */
+
+/* ---- bus and realtime types (since 1.2) ---- */
+
+/* What a client asks of a topic, for a topic's authorization hook. */
+#define WEFT_TOPIC_SUBSCRIBE 1
+#define WEFT_TOPIC_PUBLISH 2
+
+/* Topic flags for weft_topic(): who may subscribe when there is no hook. */
+/* Anyone, signed out too. */
+#define WEFT_TOPIC_PUBLIC 0x01u
+/* Any signed-in user. */
+#define WEFT_TOPIC_USERS 0x02u
+/* Only the user whose id is the token matched by the pattern's last "*"
+ * ("todo.user.*": user 7 may subscribe to todo.user.7 only). */
+#define WEFT_TOPIC_OWNER 0x04u
+/* Clients allowed to subscribe may also publish (WebSocket "publish"). */
+#define WEFT_TOPIC_CLIENT_PUBLISH 0x08u
+
+/* user_flags bits passed to a topic hook. */
+#define WEFT_USER_ADMIN 0x01u
+
+/*
+ * A topic's authorization hook: return WEFT_OK to allow `action` on
+ * `topic` (a topic, or a pattern when the client subscribes with
+ * wildcards) for `user_id` (0: signed out), WEFT_EPERM to refuse. Called
+ * on the client's loop; it must not block (no queries: keep what it needs
+ * in the state slot). Called through the serving version of the plugin.
+ */
+typedef int (*weft_topic_auth_fn)(weft_plugin *p, const char *topic,
+                                  int action, int64_t user_id,
+                                  unsigned user_flags);
+
+/* A bus message for a plugin subscription: `data` is compact JSON of
+ * `len` bytes, valid during the call only. Runs on the host's control
+ * loop, through the version that subscribed; must not block. */
+typedef void (*weft_event_fn)(weft_plugin *p, const char *topic,
+                              const char *data, size_t len, uint64_t offset,
+                              void *arg);
+
+/* Callbacks of a plugin WebSocket endpoint (weft_ws_route). The session
+ * belongs to the host: each call goes to the version of the plugin
+ * serving at that moment, so a reload keeps the connection open. */
+typedef struct weft_ws_handlers {
+    uint32_t struct_size; /* sizeof(weft_ws_handlers) */
+    /* A client connected. Return WEFT_OK to keep it, anything else closes
+     * it with 1008 (policy violation). May be NULL. */
+    int (*open)(weft_ws *ws);
+    /* One complete message (text is valid UTF-8; binary != 0 for binary). */
+    void (*message)(weft_ws *ws, const char *data, size_t len, int binary);
+    /* The session ended (code as received or chosen, 1006 when the
+     * connection dropped). Do not send from here. May be NULL. */
+    void (*close)(weft_ws *ws, int code);
+} weft_ws_handlers;
 
 /*
  * One schema migration of a plugin (since 1.1). Versions start at 1 and
@@ -233,6 +288,23 @@ struct weft_api {
     int (*req_has_role)(weft_req *r, const char *role);
     int (*user_profile)(weft_req *r, int64_t user_id, weft_db_fn cb,
                         void *arg);
+
+    /* bus and realtime (since 1.2) */
+    int (*topic)(weft_plugin *p, const char *pattern, unsigned flags,
+                 weft_topic_auth_fn auth);
+    int (*publish)(weft_plugin *p, const char *topic, json_t *data);
+    int (*subscribe)(weft_plugin *p, const char *pattern, weft_event_fn fn,
+                     void *arg);
+    int (*tx_publish)(weft_tx *tx, const char *topic, json_t *data,
+                      weft_tx_fn cb, void *arg);
+    int (*ws_route)(weft_plugin *p, const char *pattern, unsigned flags,
+                    const weft_ws_handlers *h);
+    weft_plugin *(*ws_plugin)(weft_ws *ws);
+    int (*ws_send)(weft_ws *ws, const char *data, size_t len, int binary);
+    int (*ws_close)(weft_ws *ws, int code, const char *reason);
+    int64_t (*ws_user)(weft_ws *ws);
+    const char *(*ws_id)(weft_ws *ws);
+    int (*ws_subscribe)(weft_ws *ws, const char *topic);
 };
 
 /* The entry point every plugin defines (use WEFT_PLUGIN below). */
@@ -591,6 +663,106 @@ static inline int weft_user_profile(weft_req *r, int64_t user_id,
     if (!weft_api_has(r, user_profile))
         return WEFT_ENOSYS;
     return WEFT__API(r)->user_profile(r, user_id, cb, arg);
+}
+
+/* ---- bus and realtime (since 1.2) --------------------------------------
+ *
+ * Topics use NATS subject syntax: tokens of letters, digits and "_-:@~"
+ * separated by dots ("todo.user.7"); a pattern may use "*" for one token
+ * and ">" for one or more at the end. A plugin owns the topics under its
+ * name ("todo." for the plugin todo): it alone publishes there and decides
+ * who may subscribe. Messages are JSON. Clients reach topics through
+ * GET /api/realtime (SSE) and GET /api/ws (WebSocket); see sdk/README.md.
+ */
+
+/* Declare topics `pattern` (under "<plugin>.") and who may subscribe:
+ * `auth` decides when given, otherwise `flags` do. Call from init only.
+ * A topic nobody declared is closed to clients. */
+static inline int weft_topic(weft_plugin *p, const char *pattern,
+                             unsigned flags, weft_topic_auth_fn auth)
+{
+    if (!weft_api_has(p, topic))
+        return WEFT_ENOSYS;
+    return WEFT__API(p)->topic(p, pattern, flags, auth);
+}
+/* Publish `data` (any JSON value; not stolen) on `topic` (under
+ * "<plugin>."), from any thread: it reaches subscribers on this node at
+ * once and other nodes through NATS when configured. Not transactional:
+ * use weft_tx_publish() for events that must follow a commit. */
+static inline int weft_publish(weft_plugin *p, const char *topic,
+                               json_t *data)
+{
+    if (!weft_api_has(p, publish))
+        return WEFT_ENOSYS;
+    return WEFT__API(p)->publish(p, topic, data);
+}
+/* Receive every message on topics matching `pattern` (any topic, other
+ * plugins' too). Call from init only; ends with the version. */
+static inline int weft_subscribe(weft_plugin *p, const char *pattern,
+                                 weft_event_fn fn, void *arg)
+{
+    if (!weft_api_has(p, subscribe))
+        return WEFT_ENOSYS;
+    return WEFT__API(p)->subscribe(p, pattern, fn, arg);
+}
+/* Publish inside transaction `tx` (the transactional outbox): the event
+ * goes out if and only if the transaction commits, also when weftd
+ * restarts in between (at least once: it may rarely come twice, with
+ * the same "outbox" id in its data envelope). cb runs like a tx step. */
+static inline int weft_tx_publish(weft_tx *tx, const char *topic,
+                                  json_t *data, weft_tx_fn cb, void *arg)
+{
+    if (!weft_api_has(tx, tx_publish))
+        return WEFT_ENOSYS;
+    return WEFT__API(tx)->tx_publish(tx, topic, data, cb, arg);
+}
+/*
+ * A WebSocket endpoint at `pattern` (under /api/<plugin>/, like a route;
+ * WEFT_ROUTE_USER makes it need a signed-in user). The host does the
+ * handshake, framing, pings, limits and Origin check; `h` must be static
+ * (it is read at each call through the serving version). Init only.
+ */
+static inline int weft_ws_route(weft_plugin *p, const char *pattern,
+                                unsigned flags, const weft_ws_handlers *h)
+{
+    if (!weft_api_has(p, ws_route))
+        return WEFT_ENOSYS;
+    return WEFT__API(p)->ws_route(p, pattern, flags, h);
+}
+/* The version of the plugin handling this call. */
+static inline weft_plugin *weft_ws_plugin(weft_ws *ws)
+{
+    return WEFT__API(ws)->ws_plugin(ws);
+}
+/* Send a message (copied). Text must be valid UTF-8. WEFT_EBUSY when the
+ * client is too slow (the host then closes it). Only from the session's
+ * callbacks. */
+static inline int weft_ws_send(weft_ws *ws, const char *data, size_t len,
+                               int binary)
+{
+    return WEFT__API(ws)->ws_send(ws, data, len, binary);
+}
+/* Close with `code` (1000, or 3000-4999 for the application). */
+static inline int weft_ws_close(weft_ws *ws, int code, const char *reason)
+{
+    return WEFT__API(ws)->ws_close(ws, code, reason);
+}
+/* The signed-in user of the session, or 0. */
+static inline int64_t weft_ws_user(weft_ws *ws)
+{
+    return WEFT__API(ws)->ws_user(ws);
+}
+/* The session's id (unique on this node). */
+static inline const char *weft_ws_id(weft_ws *ws)
+{
+    return WEFT__API(ws)->ws_id(ws);
+}
+/* Also deliver messages of `topic` (a topic or pattern) to this session,
+ * as {"type":"message",...} text frames; no client authorization is
+ * applied: the plugin decides. */
+static inline int weft_ws_subscribe(weft_ws *ws, const char *topic)
+{
+    return WEFT__API(ws)->ws_subscribe(ws, topic);
 }
 
 #ifdef __cplusplus
