@@ -707,8 +707,9 @@ static inline int weft_subscribe(weft_plugin *p, const char *pattern,
 }
 /* Publish inside transaction `tx` (the transactional outbox): the event
  * goes out if and only if the transaction commits, also when weftd
- * restarts in between (at least once: it may rarely come twice, with
- * the same "outbox" id in its data envelope). cb runs like a tx step. */
+ * restarts in between. At least once: a crash between sending and
+ * recording it sends it again, so make consumers idempotent (put an id in
+ * the data). cb runs like a tx step (res is the INSERT's result). */
 static inline int weft_tx_publish(weft_tx *tx, const char *topic,
                                   json_t *data, weft_tx_fn cb, void *arg)
 {
