@@ -4,8 +4,8 @@
  * Threads: wnats_start() and wnats_stop() run on the caller's thread (the
  * control thread); the socket is read and written by our own event-loop
  * thread; nats.c adds its own threads: a flusher and a reconnect thread per
- * connection, one delivery thread for our subscription (it calls `fn`) and
- * library threads (timers, connection callbacks). Publishes come from any
+ * connection, and library threads: timers, connection callbacks, message
+ * delivery (it calls `fn`), garbage collection. Publishes come from any
  * thread: natsConnection_Publish only appends to a buffer (the loop thread
  * writes it), or to the 8 MiB reconnect buffer while disconnected.
  *
@@ -80,6 +80,11 @@ static struct {
     wnats_recv_fn fn;
     char *url_log; /* the URL without credentials */
 } wn;
+
+/* Subscriptions whose last message may not be freed yet (wn_wait_subs). */
+static pthread_mutex_t wn_subs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wn_subs_cv = PTHREAD_COND_INITIALIZER;
+static int wn_subs_live;
 
 static atomic_int wn_stopping; /* set under wn_swap */
 static atomic_int wn_renew_ms = WN_RECONNECT_WAIT_MS; /* next renewal delay */
@@ -174,6 +179,45 @@ static void wn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         wn.fn(subject + wn.prefix_len, natsMsg_GetData(msg), (size_t)len);
     }
     natsMsg_Destroy(msg);
+}
+
+/* The delivery thread is done with a closed subscription: every message it
+ * had was handed to its callback (which returned) or dropped, and freed. */
+static void wn_on_sub_complete(void *closure)
+{
+    (void)closure;
+    pthread_mutex_lock(&wn_subs_mu);
+    if (wn_subs_live > 0) /* 0 after a stop that gave up waiting */
+        wn_subs_live--;
+    pthread_cond_broadcast(&wn_subs_cv);
+    pthread_mutex_unlock(&wn_subs_mu);
+}
+
+/*
+ * nats.c 3.4.1 frees a message by handing it to its garbage-collector
+ * thread, and that thread ends as soon as nats_CloseAndWait() begins: a
+ * message freed later (by a callback still running, or dropped by the
+ * delivery thread) is never freed. So before tearing nats.c down, wait until
+ * the delivery thread has finished with every subscription (the connection
+ * is closed: no new messages). This also makes wnats_stop() wait for a
+ * running `fn`.
+ */
+static void wn_wait_subs(void)
+{
+    struct timespec until;
+    int left, rc = 0;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WN_CLOSE_WAIT_MS / 1000;
+    pthread_mutex_lock(&wn_subs_mu);
+    while (wn_subs_live > 0 && rc == 0)
+        rc = pthread_cond_timedwait(&wn_subs_cv, &wn_subs_mu, &until);
+    left = wn_subs_live;
+    pthread_mutex_unlock(&wn_subs_mu);
+    if (left > 0)
+        wlog(WLOG_WARN, "nats", "stop: a message callback is still running "
+                                "after %d ms",
+             WN_CLOSE_WAIT_MS);
 }
 
 static void wn_on_connected(natsConnection *nc, void *closure)
@@ -298,6 +342,14 @@ static natsStatus wn_connect(natsConnection **pnc, natsSubscription **psub)
     } else if (s != NATS_OK) {
         natsConnection_Destroy(nc);
         return s;
+    } else {
+        /* Counted only when set: a subscription closed before this call
+         * refuses it (and its delivery thread is done with it at once). */
+        pthread_mutex_lock(&wn_subs_mu);
+        if (natsSubscription_SetOnCompleteCB(*psub, wn_on_sub_complete,
+                                             NULL) == NATS_OK)
+            wn_subs_live++;
+        pthread_mutex_unlock(&wn_subs_mu);
     }
     *pnc = nc;
     return NATS_OK;
@@ -453,6 +505,9 @@ int wnats_start(const char *url, const char *prefix, wnats_recv_fn fn)
     }
     atomic_store(&wn_stopping, 0);
     atomic_store(&wn_renew_ms, WN_RECONNECT_WAIT_MS);
+    pthread_mutex_lock(&wn_subs_mu);
+    wn_subs_live = 0;
+    pthread_mutex_unlock(&wn_subs_mu);
     wn.fn = fn;
     wn.prefix_len = strlen(prefix) + 1;
     wn.prefix = malloc(wn.prefix_len + 1);
@@ -508,6 +563,11 @@ int wnats_start(const char *url, const char *prefix, wnats_recv_fn fn)
         s = natsOptions_SetReconnectBufSize(o, WN_RECONNECT_BUF);
     if (s == NATS_OK)
         s = natsOptions_SetPingInterval(o, WN_PING_INTERVAL_MS);
+    /* Messages go through the library's delivery thread (not a thread per
+     * subscription, whose leftovers would be freed whenever the last
+     * reference goes): see wn_wait_subs(). */
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(o, true);
     /* With a connected callback the first connect does not wait: it
      * returns NATS_NOT_YET_CONNECTED and retries in the background (with
      * NULL it would retry in this call, forever with max reconnect -1). */
@@ -590,6 +650,7 @@ void wnats_stop(void)
      * connected) and detaches nats.c's events from our loop. */
     if (nc != NULL)
         natsConnection_Close(nc);
+    wn_wait_subs();
     wn_release(nc);
     pthread_mutex_unlock(&wn_life);
     wlog(WLOG_INFO, "nats", "stopped");

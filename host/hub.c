@@ -48,23 +48,6 @@ static struct {
     int on;
 } whub = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static int64_t whub_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static size_t whub_hash(const char *s)
-{
-    size_t h = 14695981039346656037ULL;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 int whub_init(const struct whub_cfg *cfg)
 {
     unsigned char rnd[8];
@@ -138,7 +121,7 @@ static struct wmsg *wmsg_new(const char *topic, const char *data, size_t len,
         return NULL;
     atomic_init(&m->refs, 1);
     m->seq = seq;
-    m->at_ms = whub_now_ms();
+    m->at_ms = wloop_now_ms();
     m->topic = strdup(topic);
     m->data = malloc(len + 1);
     jl = len + strlen(topic) + 128;
@@ -195,7 +178,7 @@ fail:
 
 static struct whist *whub_find(const char *topic, int create)
 {
-    size_t b = whub_hash(topic) & (whub.nbuckets - 1);
+    size_t b = wtopic_hash(topic) & (whub.nbuckets - 1);
     struct whist *h;
 
     for (h = whub.tab[b]; h != NULL; h = h->next)
@@ -374,7 +357,7 @@ int whub_start(const char *pattern, const char *epoch, uint64_t since,
                uint64_t *floor)
 {
     size_t cap = 0;
-    int64_t now = whub_now_ms();
+    int64_t now = wloop_now_ms();
     int rc = 0, ok;
 
     *out = NULL;
@@ -428,7 +411,7 @@ int whub_start(const char *pattern, const char *epoch, uint64_t since,
 
 void whub_sweep(void)
 {
-    int64_t now = whub_now_ms();
+    int64_t now = wloop_now_ms();
 
     pthread_mutex_lock(&whub.mu);
     for (size_t b = 0; whub.tab != NULL && b < whub.nbuckets; b++) {

@@ -151,3 +151,11 @@ const char *wloop_date(struct wloop *l)
     }
     return l->date;
 }
+
+int64_t wloop_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

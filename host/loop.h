@@ -57,6 +57,9 @@ void wloop_run_tasks(struct wloop *l);
 /* Bind a SO_REUSEPORT listening socket; returns the fd or -1 (errno). */
 int wloop_bind(const char *host, int port, int *bound_port);
 
+/* Monotonic clock in milliseconds. */
+int64_t wloop_now_ms(void);
+
 /* The cached Date header value for this loop. */
 const char *wloop_date(struct wloop *l);
 

@@ -43,23 +43,6 @@ static struct wrt_loop *wrt_loops;
 static int wrt_nloops;
 static atomic_ullong wrt_nsess, wrt_nslow, wrt_ndelivered;
 
-static int64_t wrt_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static size_t wrt_hash(const char *s)
-{
-    size_t h = 14695981039346656037ULL;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static struct wrt_loop *wrt_of(struct wloop *l)
 {
     return l->id >= 0 && l->id < wrt_nloops ? &wrt_loops[l->id] : NULL;
@@ -129,7 +112,7 @@ void wrt_sess_add(struct wrt_sess *s, struct wloop *l, struct wconn *c)
 
     s->loop = l;
     s->conn = c;
-    s->seen_ms = wrt_now_ms();
+    s->seen_ms = wloop_now_ms();
     randombytes_buf(rnd, sizeof(rnd));
     snprintf(s->id, sizeof(s->id), "%d-", l->id);
     for (size_t i = 0; i < sizeof(rnd); i++)
@@ -138,7 +121,7 @@ void wrt_sess_add(struct wrt_sess *s, struct wloop *l, struct wconn *c)
     if (rl->sessions != NULL)
         rl->sessions->prev = s;
     rl->sessions = s;
-    b = wrt_hash(s->id) & (WRT_IDS - 1);
+    b = wtopic_hash(s->id) & (WRT_IDS - 1);
     s->hnext = rl->ids[b];
     rl->ids[b] = s;
     atomic_fetch_add(&wrt_nsess, 1);
@@ -180,7 +163,7 @@ void wrt_sess_remove(struct wrt_sess *s)
         rl->sessions = s->next;
     if (s->next != NULL)
         s->next->prev = s->prev;
-    for (pp = &rl->ids[wrt_hash(s->id) & (WRT_IDS - 1)]; *pp != NULL;
+    for (pp = &rl->ids[wtopic_hash(s->id) & (WRT_IDS - 1)]; *pp != NULL;
          pp = &(*pp)->hnext)
         if (*pp == s) {
             *pp = s->hnext;
@@ -196,7 +179,7 @@ struct wrt_sess *wrt_sess_find(struct wloop *l, const char *id)
 
     if (rl == NULL)
         return NULL;
-    for (struct wrt_sess *s = rl->ids[wrt_hash(id) & (WRT_IDS - 1)];
+    for (struct wrt_sess *s = rl->ids[wtopic_hash(id) & (WRT_IDS - 1)];
          s != NULL; s = s->hnext)
         if (strcmp(s->id, id) == 0)
             return s;
@@ -276,7 +259,7 @@ static void wrt_index(struct wrt_sub *u)
 {
     struct wrt_loop *rl = wrt_of(u->s->loop);
     struct wrt_sub **head =
-        u->wild ? &rl->wild : &rl->tab[wrt_hash(u->pattern) & (WRT_BUCKETS - 1)];
+        u->wild ? &rl->wild : &rl->tab[wtopic_hash(u->pattern) & (WRT_BUCKETS - 1)];
 
     u->inext = *head;
     if (*head != NULL)
@@ -381,7 +364,7 @@ void wrt_deliver(struct wloop *l, struct wmsg *m)
         return;
     /* Ending a session (slow consumer) only schedules its close, so the
      * index is not changed under these walks. */
-    for (u = rl->tab[wrt_hash(m->topic) & (WRT_BUCKETS - 1)]; u != NULL;
+    for (u = rl->tab[wtopic_hash(m->topic) & (WRT_BUCKETS - 1)]; u != NULL;
          u = u->inext)
         if (strcmp(u->pattern, m->topic) == 0)
             wrt_offer(u, m);

@@ -86,14 +86,6 @@ struct weft_ws {
 #define WWS_HAS(h, m) \
     ((h)->struct_size >= offsetof(weft_ws_handlers, m) + sizeof((h)->m))
 
-static int64_t ws_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- wslay callbacks ---------------------------------------------------- */
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
@@ -388,7 +380,7 @@ static void ws_op_heartbeat(struct wrt_sess *s)
 {
     struct weft_ws *w = WWS_OF(s);
 
-    if (ws_now_ms() - s->seen_ms > 3 * wrt_cfg.heartbeat_ms) {
+    if (wloop_now_ms() - s->seen_ms > 3 * wrt_cfg.heartbeat_ms) {
         ws_close(w, 1001, "ping timeout");
         return;
     }
@@ -464,7 +456,7 @@ static void ws_read(void *arg)
     }
     if (evbuffer_get_length(in) == 0)
         return;
-    w->s.seen_ms = ws_now_ms();
+    w->s.seen_ms = wloop_now_ms();
     if ((c = ws_ctx(w)) == NULL) {
         ws_close(w, 1011, "out of memory");
         return;
@@ -744,25 +736,6 @@ static int ws_key_ok(const char *key)
     return 1;
 }
 
-/* Is `origin` one of the comma-separated origins of `list`? */
-static int ws_in_list(const char *list, const char *origin)
-{
-    size_t ol = strlen(origin);
-
-    while (*list != '\0') {
-        size_t n;
-        while (*list == ' ' || *list == '\t' || *list == ',')
-            list++;
-        n = strcspn(list, ",");
-        while (n > 0 && (list[n - 1] == ' ' || list[n - 1] == '\t'))
-            n--;
-        if (n == ol && strncasecmp(list, origin, n) == 0)
-            return 1;
-        list += strcspn(list, ",");
-    }
-    return 0;
-}
-
 /* Is host:port `a` the same as `b` plus the scheme's default port? */
 static int ws_same_with_port(const char *a, const char *b, const char *port)
 {
@@ -777,7 +750,7 @@ static int ws_origin_ok(weft_req *r, const char *origin)
     const char *host, *hp, *port = NULL;
 
     if (wrt_cfg.allowed_origins != NULL && wrt_cfg.allowed_origins[0] != '\0')
-        return ws_in_list(wrt_cfg.allowed_origins, origin);
+        return ws_has_token(wrt_cfg.allowed_origins, origin);
     /* Same origin: the page came from the host the client asks. */
     host = whttp_header(&r->head, "Host");
     hp = strstr(origin, "://");

@@ -36,6 +36,15 @@ int wtopic_valid(const char *s, int wild)
     return 1;
 }
 
+size_t wtopic_hash(const char *s)
+{
+    size_t h = 14695981039346656037ULL;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
 /* Length of the token starting at s. */
 static size_t wtopic_toklen(const char *s)
 {

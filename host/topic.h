@@ -13,6 +13,9 @@
  * "*" as a whole token and ">" as its last token. */
 int wtopic_valid(const char *s, int wild);
 
+/* FNV-1a of a topic, for the hash tables that index topics. */
+size_t wtopic_hash(const char *s);
+
 /* 1 when the topic `subject` (no wildcards) matches `pattern`. */
 int wtopic_match(const char *pattern, const char *subject);
 
