@@ -14,6 +14,7 @@
 #include "bus.h"
 #include "registry.h"
 #include "rt_ws.h"
+#include "signup.h"
 
 #define WAPI_INST(p) ((struct weft_plugin *)(void *)(p))
 #define WAPI_REQ(r) ((struct weft_req *)(r))
@@ -545,6 +546,19 @@ static int wapi_ws_route(weft_plugin *p, const char *pattern, unsigned flags,
     return wreg_ws(WAPI_INST(p), pattern, flags, h);
 }
 
+/* ---- signup steps (since 1.3) --------------------------------------- */
+
+static int wapi_on_signup(weft_plugin *p, weft_signup_fn fn, void *arg)
+{
+    return wreg_signup(WAPI_INST(p), fn, arg);
+}
+
+static int wapi_signup_done(weft_req *r, int status, const char *code,
+                            const char *message)
+{
+    return wsignup_step_done(WAPI_REQ(r), status, code, message);
+}
+
 const weft_api wapi_table = {
     .abi_major = WEFT_ABI_MAJOR,
     .abi_minor = WEFT_ABI_MINOR,
@@ -606,4 +620,6 @@ const weft_api wapi_table = {
     .ws_user = wrt_ws_api_user,
     .ws_id = wrt_ws_api_id,
     .ws_subscribe = wrt_ws_api_subscribe,
+    .on_signup = wapi_on_signup,
+    .signup_done = wapi_signup_done,
 };

@@ -30,6 +30,7 @@
 #include "ratelimit.h"
 #include "request.h"
 #include "settings.h"
+#include "signup.h"
 #include "utf8.h"
 
 #define WAUTH_EMAIL_MAX 254
@@ -588,6 +589,10 @@ static void wauth_registered(struct wauth_op *op, const struct weft_db_res *res)
 {
     const char *constraint;
 
+    if (res == NULL) {
+        wauth_op_free(op); /* a refused signup step answered already */
+        return;
+    }
     if (res->error != NULL && res->sqlstate != NULL &&
         strcmp(res->sqlstate, "23505") == 0) {
         constraint = PQresultErrorField(res->res, PG_DIAG_CONSTRAINT_NAME);
@@ -607,7 +612,18 @@ static void wauth_registered(struct wauth_op *op, const struct weft_db_res *res)
     op->found = 201;
     wauth_issue(op, res->res);
 }
-WAUTH_STEP(wauth_registered_cb, wauth_registered)
+
+/* The registration's transaction ended (signup.c). */
+static void wauth_signed_up(struct weft_req *r, const struct weft_db_res *res,
+                            int status, const char *code, const char *message,
+                            void *arg)
+{
+    if (status != 0) {
+        wreq_reply_error(r, status, code, message);
+        res = NULL;
+    }
+    wauth_registered(arg, res);
+}
 
 static void wauth_hash_work(void *arg)
 {
@@ -632,7 +648,11 @@ static void wauth_hashed(weft_req *r, void *arg)
              "INSERT INTO weft_users (email, username, display_name,"
              " password_hash) VALUES ($1, $2, $3, $4) RETURNING %s",
              wauth_user_cols);
-    wauth_query(op, sql, 4, p, wauth_registered_cb);
+    /* One transaction with the plugins' signup steps (weft_on_signup). */
+    if (wsignup_start(r, sql, 4, p, op->in, wauth_signed_up, op) != 0) {
+        wdb_reply_error(r, NULL);
+        wauth_op_free(op);
+    }
 }
 
 static int wauth_register(weft_req *r)
@@ -651,6 +671,8 @@ static int wauth_register(weft_req *r)
     op->username = wauth_jstr(op->in, "username");
     op->display = wauth_jstr(op->in, "display_name");
     op->password = wauth_jstr(op->in, "password");
+    op->cookie = wauth_jstr(op->in, "session") != NULL &&
+                 strcmp(wauth_jstr(op->in, "session"), "cookie") == 0;
     why = wauth_check_email(op->email);
     if (why == NULL)
         why = wauth_check_username(op->username);

@@ -24,8 +24,8 @@ typedef void (*wnats_recv_fn)(const char *topic, const char *data, size_t len);
  * (natsOptions_SetRetryOnFailedConnect(true, ...)) and keep reconnecting forever in the background.
  *
  * `data` is valid during the call only (not NUL-terminated in general: use
- * `len`). Calls come from one nats.c delivery thread, in the order the server
- * sent the messages. Reconnects every 250 ms (plus up to 100 ms of jitter);
+ * `len`). Calls come from nats.c's message delivery thread, one at a time,
+ * in the order the server sent the messages. Reconnects every 250 ms (plus up to 100 ms of jitter);
  * the server is pinged every 10 s so a silent network failure is noticed. An
  * initial connect to a reachable server may take up to the 2 s connect timeout. */
 int wnats_start(const char *url, const char *prefix, wnats_recv_fn fn);
@@ -49,7 +49,8 @@ void wnats_stats(unsigned long long *pub, unsigned long long *recv, unsigned lon
 /* Close and free everything (natsConnection_Destroy, nats_CloseAndWait per LIBRARY-NOTES); safe if never started.
  *
  * Publishes still buffered while connected are flushed first (up to 500 ms);
- * those buffered while disconnected are dropped. Call it before
+ * those buffered while disconnected are dropped. A running `fn` is waited for
+ * (up to 5 s): once this returns, `fn` is not called any more. Call it before
  * libevent_global_shutdown(), never from inside `fn`. */
 void wnats_stop(void);
 

@@ -215,6 +215,22 @@ int wreg_ws(struct weft_plugin *i, const char *pattern, unsigned flags,
     return WEFT_OK;
 }
 
+int wreg_signup(struct weft_plugin *i, weft_signup_fn fn, void *arg)
+{
+    struct wreg_ent *e;
+
+    if (!wreg_in_init(i, "weft_on_signup()"))
+        return WEFT_EINVAL;
+    if (fn == NULL)
+        return WEFT_EINVAL;
+    e = wreg_new(i, WREG_SIGNUP, "signup");
+    if (e == NULL)
+        return WEFT_ERR;
+    e->signup = fn;
+    e->arg = arg;
+    return WEFT_OK;
+}
+
 void wreg_inst_free(struct weft_plugin *i)
 {
     struct wreg_list *l = i->regs;
@@ -377,4 +393,28 @@ int wreg_ws_find(const char *name, const char *pattern, struct wreg_ent *out)
     }
     pthread_rwlock_unlock(&wreg.lock);
     return rc;
+}
+
+int wreg_signups(struct wreg_ent **out)
+{
+    int n = 0;
+
+    *out = NULL;
+    pthread_rwlock_rdlock(&wreg.lock);
+    for (int k = 0; wreg.cur != NULL && k < wreg.cur->n; k++)
+        n += wreg.cur->e[k]->kind == WREG_SIGNUP;
+    if (n > 0 && (*out = calloc((size_t)n, sizeof(**out))) == NULL) {
+        pthread_rwlock_unlock(&wreg.lock);
+        return -1;
+    }
+    n = 0;
+    for (int k = 0; wreg.cur != NULL && k < wreg.cur->n; k++)
+        if (wreg.cur->e[k]->kind == WREG_SIGNUP) {
+            (*out)[n] = *wreg.cur->e[k];
+            (*out)[n].pattern = NULL; /* not the copy's to keep */
+            wplug_inst_acquire((*out)[n].inst);
+            n++;
+        }
+    pthread_rwlock_unlock(&wreg.lock);
+    return n;
 }

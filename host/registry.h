@@ -15,7 +15,7 @@
 
 struct wmsg;
 
-enum { WREG_TOPIC = 1, WREG_SUB, WREG_WS };
+enum { WREG_TOPIC = 1, WREG_SUB, WREG_WS, WREG_SIGNUP };
 
 struct wreg_ent {
     int kind;
@@ -26,6 +26,7 @@ struct wreg_ent {
     weft_event_fn event;        /* WREG_SUB   */
     void *arg;                  /* WREG_SUB   */
     const weft_ws_handlers *ws; /* WREG_WS    */
+    weft_signup_fn signup;      /* WREG_SIGNUP (arg too) */
 };
 
 int wreg_init(const char *public_topics);
@@ -38,6 +39,7 @@ int wreg_subscribe(struct weft_plugin *i, const char *pattern,
                    weft_event_fn fn, void *arg);
 int wreg_ws(struct weft_plugin *i, const char *pattern, unsigned flags,
             const weft_ws_handlers *h);
+int wreg_signup(struct weft_plugin *i, weft_signup_fn fn, void *arg);
 /* Free a version's entries (it is being unloaded). */
 void wreg_inst_free(struct weft_plugin *i);
 
@@ -57,5 +59,9 @@ void wreg_deliver(struct wmsg *m);
  * fills *out and takes a reference on out->inst (release it with
  * wplug_inst_release). -1 when there is none now. */
 int wreg_ws_find(const char *name, const char *pattern, struct wreg_ent *out);
+
+/* Copies of the signup steps now, in configuration order, each holding a
+ * reference on its version (release them). The count, or -1. */
+int wreg_signups(struct wreg_ent **out);
 
 #endif

@@ -14,6 +14,7 @@
 
 struct wconn;
 struct wdb_op;
+struct wsignup;
 struct wjwt_claims;
 struct wloop;
 struct weft_plugin;
@@ -59,6 +60,7 @@ struct weft_req {
     unsigned via_cookie : 1;  /* credentials came from a cookie     */
     int pending; /* jobs and queries not yet completed */
     struct wdb_op *ops; /* queries in flight (cancelled if the client goes) */
+    struct wsignup *signup; /* a registration waiting for a plugin's step */
 };
 
 extern const weft_api wapi_table;

@@ -2,8 +2,9 @@
  * test_nats.c - the NATS bridge of the bus (host/bus_nats.c) against a real
  * nats-server: both directions, no echo, buffering while the server is away
  * (delivered in order once it is back), a start while the server cannot be
- * reached, a first connect whose handshake fails, a full reconnect buffer,
- * no credentials in the log.
+ * reached, a first connect whose handshake fails, stop and start again, a
+ * stop while a callback runs, a full reconnect buffer, no credentials in
+ * the log. Under ASan, every test also checks that stop frees everything.
  *
  * The module is used directly (linked from weft_host); the other node is a
  * plain nats.c connection of the test (no echo, like a weftd node).
@@ -27,7 +28,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -198,6 +198,7 @@ typedef struct raw {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int reconnects;
+    int complete; /* the delivery thread is done with the subscription */
 } raw;
 
 static void raw_on_msg(natsConnection *nc, natsSubscription *sub,
@@ -223,6 +224,16 @@ static void raw_on_reconnected(natsConnection *nc, void *closure)
     pthread_mutex_unlock(&r->mu);
 }
 
+static void raw_on_complete(void *closure)
+{
+    raw *r = closure;
+
+    pthread_mutex_lock(&r->mu);
+    r->complete = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* Connect to `url`, subscribe to "weft.>" and make sure the server has the
  * subscription (flush: a PING/PONG round trip after the SUB). It
  * reconnects forever, quickly, and resubscribes by itself. */
@@ -243,6 +254,8 @@ static void raw_start(raw *r, const char *url)
         s = natsOptions_SetReconnectWait(r->opts, 20);
     if (s == NATS_OK) /* like a weftd node: its own publishes stay away */
         s = natsOptions_SetNoEcho(r->opts, true);
+    if (s == NATS_OK) /* as the module does; see test_stop_during_callback */
+        s = natsOptions_UseGlobalMessageDelivery(r->opts, true);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(r->opts, raw_on_reconnected, r);
     ck_assert_msg(s == NATS_OK, "raw client options: %s",
@@ -252,6 +265,9 @@ static void raw_start(raw *r, const char *url)
                   nats_GetLastError(NULL));
     s = natsConnection_Subscribe(&r->sub, r->nc, "weft.>", raw_on_msg, r);
     ck_assert_msg(s == NATS_OK, "raw client: subscribe: %s",
+                  natsStatus_GetText(s));
+    s = natsSubscription_SetOnCompleteCB(r->sub, raw_on_complete, r);
+    ck_assert_msg(s == NATS_OK, "raw client: on complete: %s",
                   natsStatus_GetText(s));
     s = natsConnection_Flush(r->nc);
     ck_assert_msg(s == NATS_OK, "raw client: flush: %s",
@@ -288,9 +304,16 @@ static void raw_publish(raw *r, const char *subject, const char *data)
                   natsStatus_GetText(s));
 }
 
-/* Must come before wnats_stop(): that tears the nats.c library down. */
+/* Must come before wnats_stop(): that tears the nats.c library down. It
+ * waits until the last message given to raw_on_msg() has been freed (see
+ * wn_wait_subs() in bus_nats.c for why that matters). */
 static void raw_stop(raw *r)
 {
+    natsConnection_Close(r->nc);
+    pthread_mutex_lock(&r->mu);
+    while (!r->complete)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
     natsSubscription_Destroy(r->sub);
     natsConnection_Destroy(r->nc);
     natsOptions_Destroy(r->opts);
@@ -923,6 +946,43 @@ START_TEST(test_stop_then_start_again)
 }
 END_TEST
 
+/* A callback still running when wnats_stop() is called: stop waits for it,
+ * and the message it was given is freed (under ASan a leak fails the test:
+ * nats.c's garbage collector thread must not be gone before the message is
+ * handed back to it). */
+static atomic_int slow_done;
+
+static void on_bus_slow(const char *topic, const char *data, size_t len)
+{
+    inbox_add(&bus_in, topic, data, len);
+    sleep_ms(300); /* the test thread goes on to wnats_stop() meanwhile */
+    atomic_store(&slow_done, 1);
+}
+
+START_TEST(test_stop_during_callback)
+{
+    it_nats *ns = it_nats_start(0);
+    char *direct = it_nats_url(ns);
+    raw r;
+
+    inbox_init(&bus_in);
+    ck_assert_int_eq(wnats_start(direct, "weft", on_bus_slow), 0);
+    ck_assert_msg(wait_connected(1, WAIT_MS), "not connected");
+    raw_start(&r, direct);
+    ck_assert_int_eq(wnats_publish("sync", "", 0), 0); /* SUB is in */
+    ck_assert_int_eq(inbox_wait(&r.in, 1, WAIT_MS), 1);
+    raw_publish(&r, "weft.slow", "a message the callback still holds");
+    ck_assert_int_eq(inbox_wait(&bus_in, 1, WAIT_MS), 1);
+    raw_stop(&r);
+    wnats_stop();
+    ck_assert_msg(atomic_load(&slow_done) == 1,
+                  "wnats_stop() returned while the callback was running");
+    it_nats_stop(ns);
+    inbox_free(&bus_in);
+    free(direct);
+}
+END_TEST
+
 /* Nothing listens: start anyway; the reconnect buffer (8 MiB) fills and
  * publishes fail (-1, counted); stop is prompt; the credentials in the URL
  * never reach the log. */
@@ -990,6 +1050,7 @@ static Suite *nats_suite(void)
     tcase_add_test(tc, test_start_while_unreachable);
     tcase_add_test(tc, test_first_handshake_fails);
     tcase_add_test(tc, test_stop_then_start_again);
+    tcase_add_test(tc, test_stop_during_callback);
     tcase_add_test(tc, test_buffer_full_and_no_credentials_logged);
     suite_add_tcase(s, tc);
     return s;

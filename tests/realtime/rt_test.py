@@ -754,20 +754,38 @@ def group_nodes():
         mb = [(await ws_recv_json(wsb))["data"]["from"] for _ in range(2)]
         check(sorted(ma) == ["a", "b"] and sorted(mb) == ["a", "b"],
               "nodes: WebSocket clients of both nodes got both messages")
-        # NATS killed mid-stream: node a buffers, delivery resumes.
+        # NATS killed mid-stream. Each node keeps serving its own
+        # clients; once NATS is back (and both nodes reconnected) delivery
+        # across nodes resumes. (Whether node b sees what node a buffered
+        # during the outage depends on which node reconnects first: core
+        # NATS keeps nothing. bus_nats.c's buffering itself is proven by
+        # integration_nats, with a gate that orders the reconnects.)
         nats.kill()
         time.sleep(0.5)
         for n in range(20):
             a.publish("demo.y", {"n": n})
+        check(ca.wait_for(lambda c: len(c.messages()) == 22, 10),
+              "nodes: during the outage node a still serves its own clients")
         nats.start()
-        check(cb.wait_for(lambda c: len(c.messages()) == 22, 20),
-              "nodes: after NATS came back, node b got the 20 messages "
-              "published during the outage (%d)" % (len(cb.messages()) - 2))
-        got = [m["data"]["n"] for m in cb.messages()[2:]]
-        check(got == list(range(20)), "nodes: in order, none lost")
-        b.publish("demo.z", {"after": True})
-        check(ca.wait_for(lambda c: len(c.messages()) == 23, 10),
-              "nodes: b -> a works again")
+
+        def both_connected():
+            return all(json.loads(w.http("GET", "/readyz")[1])["nats"] == "ok"
+                       for w in (a, b))
+        end = time.time() + 20
+        while time.time() < end and not both_connected():
+            time.sleep(0.1)
+        check(both_connected(), "nodes: both reconnected to NATS")
+        time.sleep(0.3)
+        seen_b = len(cb.messages())
+        a.publish("demo.z", {"after": "a"})
+        b.publish("demo.z", {"after": "b"})
+        check(cb.wait_for(lambda c: any(m["data"].get("after") == "a"
+                                        for m in c.messages()), 10),
+              "nodes: a -> b delivery resumed after NATS came back "
+              f"(b had {seen_b - 2} of the 20 sent during the outage)")
+        check(ca.wait_for(lambda c: any(m["data"].get("after") == "b"
+                                        for m in c.messages()), 10),
+              "nodes: b -> a delivery resumed")
         ca.close()
         cb.close()
         await wsa.close()

@@ -1,5 +1,5 @@
 /*
- * weft.h - the Weft plugin SDK, ABI 1 (minor 2).
+ * weft.h - the Weft plugin SDK, ABI 1 (minor 3).
  *
  * This is the only header a plugin includes. A plugin is a shared object that
  * exports one function, weft_plugin_entry(), returning a const descriptor. The
@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define WEFT_ABI_MAJOR 1
-#define WEFT_ABI_MINOR 2
+#define WEFT_ABI_MINOR 3
 
 /* Name of the one symbol every plugin exports. */
 #define WEFT_ENTRY_SYMBOL "weft_plugin_entry"
@@ -100,6 +100,18 @@ typedef struct weft_req weft_req;       /* one HTTP request               */
 typedef struct weft_db_res weft_db_res; /* a query's result (since 1.1)   */
 typedef struct weft_tx weft_tx;         /* a transaction (since 1.1)      */
 typedef struct weft_ws weft_ws;         /* a WebSocket session (since 1.2) */
+
+/*
+ * A signup step (since 1.3), run inside the registration's transaction
+ * right after the account row was inserted: `tx` is that transaction (run
+ * statements with weft_tx_query; never end it), `user_id` the new
+ * account, `body` the registration's JSON (borrowed; extra fields such as
+ * "referral_code" are the plugin's to read). Finish with
+ * weft_signup_done(): WEFT_OK lets the registration go on; an error
+ * status rolls back the whole registration, the account included.
+ */
+typedef void (*weft_signup_fn)(weft_req *r, weft_tx *tx, int64_t user_id,
+                               json_t *body, void *arg);
 
 /* ---- bus and realtime types (since 1.2) ---- */
 
@@ -214,6 +226,12 @@ typedef struct weft_plugin_desc {
 
     /* since 1.1: schema migrations, or NULL. */
     const weft_migration *migrations;
+
+    /* since 1.3: a folder of static files (the web widget) next to the
+     * .so, relative to the .so's directory, e.g. "todo.web"; or NULL.
+     * weftd serves it under /p/<name>/ with ETag and cache headers; a
+     * widget.js there is the plugin's widget (see web/README.md). */
+    const char *assets;
 } weft_plugin_desc;
 
 /*
@@ -305,6 +323,11 @@ struct weft_api {
     int64_t (*ws_user)(weft_ws *ws);
     const char *(*ws_id)(weft_ws *ws);
     int (*ws_subscribe)(weft_ws *ws, const char *topic);
+
+    /* signup (since 1.3) */
+    int (*on_signup)(weft_plugin *p, weft_signup_fn fn, void *arg);
+    int (*signup_done)(weft_req *r, int status, const char *code,
+                       const char *message);
 };
 
 /* The entry point every plugin defines (use WEFT_PLUGIN below). */
@@ -764,6 +787,30 @@ static inline const char *weft_ws_id(weft_ws *ws)
 static inline int weft_ws_subscribe(weft_ws *ws, const char *topic)
 {
     return WEFT__API(ws)->ws_subscribe(ws, topic);
+}
+
+/* ---- signup steps (since 1.3) ------------------------------------------
+ *
+ * Plugins that keep per-account data created with the account itself (a
+ * referral link, a default list) register a signup step: it runs in the
+ * registration's own transaction, so the account and the plugin's rows
+ * exist together or not at all. Steps run one after another, in the order
+ * the plugins are configured.
+ */
+static inline int weft_on_signup(weft_plugin *p, weft_signup_fn fn, void *arg)
+{
+    if (!weft_api_has(p, on_signup))
+        return WEFT_ENOSYS;
+    return WEFT__API(p)->on_signup(p, fn, arg);
+}
+/* The signup step is finished: status WEFT_OK (0) to go on, or an HTTP
+ * status 400..499 with an error code and a message for the client (the
+ * registration is rolled back and answered with it), or 500..599 for a
+ * failure of the plugin's own. Call exactly once per step. */
+static inline int weft_signup_done(weft_req *r, int status, const char *code,
+                                   const char *message)
+{
+    return WEFT__API(r)->signup_done(r, status, code, message);
 }
 
 #ifdef __cplusplus
