@@ -19,6 +19,7 @@
 #include "builtin.h"
 #include "db.h"
 #include "bus.h"
+#include "static.h"
 #include "db_listen.h"
 #include "migrate.h"
 #include "pg_embed.h"
@@ -468,8 +469,11 @@ static int wmain_run(const char *path)
         goto out;
     }
     if (wplug_init() != 0 || wbuiltin_register() != 0 || wauth_routes() != 0 ||
-        wbus_routes() != 0 || wbus_start(h) != 0)
+        wbus_routes() != 0 || wstatic_routes(h->set->web_root) != 0 ||
+        wbus_start(h) != 0) {
+        wlog(WLOG_ERROR, "host", "cannot set up the host's routes and bus");
         goto out;
+    }
     {
         struct wrtable *t = wplug_first_table(h->nloops);
         if (t == NULL)
@@ -555,6 +559,7 @@ static int wmain_run(const char *path)
     wlog(WLOG_INFO, "host", "stopped");
 out:
     wbus_stop(); /* again is harmless: after a failed start it is needed */
+    wstatic_fini();
     free(wmain_conninfo);
     wmain_conninfo = NULL;
     if (h->pool != NULL)

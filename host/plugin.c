@@ -275,6 +275,7 @@ static int wplug_copy(const char *src, const char *dst, struct wdiag *d)
 static void wplug_inst_free(struct weft_plugin *i)
 {
     wreg_inst_free(i);
+    free(i->assets);
     for (int k = 0; k < i->nroutes; k++)
         wroute_free(i->routes[k]);
     free(i->routes);
@@ -285,6 +286,38 @@ static void wplug_inst_free(struct weft_plugin *i)
     if (i->dl != NULL)
         dlclose(i->dl);
     free(i);
+}
+
+/* The descriptor's asset folder, relative to the directory of the .so as
+ * configured (not of the private copy). A missing folder is only logged:
+ * the plugin still serves its API. */
+static void wplug_find_assets(struct weft_plugin *i, const char *so_path)
+{
+    const weft_plugin_desc *d = i->desc;
+    char dir[4096], path[4200];
+    const char *slash;
+    struct stat st;
+
+    if (d->struct_size < offsetof(weft_plugin_desc, assets) + sizeof(d->assets) ||
+        d->assets == NULL || d->assets[0] == '\0')
+        return;
+    slash = strrchr(so_path, '/');
+    if (d->assets[0] == '/' || strstr(d->assets, "..") != NULL) {
+        wlog(WLOG_WARN, i->comp, "assets '%s' must be a folder next to the "
+                                 ".so", d->assets);
+        return;
+    }
+    snprintf(dir, sizeof(dir), "%.*s/%s",
+             slash != NULL ? (int)(slash - so_path) : 1,
+             slash != NULL ? so_path : ".", d->assets);
+    i->assets = realpath(dir, NULL);
+    if (i->assets == NULL) {
+        wlog(WLOG_WARN, i->comp, "asset folder %s: %s (no web widget)", dir,
+             strerror(errno));
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/widget.js", i->assets);
+    i->widget = stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* Open the plugin's file (from a private copy) and find its descriptor. */
@@ -371,6 +404,7 @@ static struct weft_plugin *wplug_load(struct wplug_slot *s,
         wplug_inst_free(i);
         return NULL;
     }
+    wplug_find_assets(i, sp->path);
     /* Migrations run before init and before the swap: a new version's
      * schema changes must keep the running version working (expand, then
      * contract in a later version). A failure refuses this version. */
@@ -683,6 +717,8 @@ static int wplug_replace(struct wplug_slot *s, const struct wsettings *set,
              ni->desc->abi_minor);
     wplug_set_str(&s->path, sp->path);
     wplug_set_str(&s->last_error, NULL);
+    wplug_set_str(&s->assets, ni->assets);
+    s->widget = ni->widget;
     pthread_mutex_unlock(&wpm.info_mu);
     wlog(WLOG_INFO, "host", "plugin %s %s %s", s->name, ni->desc->version,
          *old ? "reloaded" : "loaded");
@@ -696,6 +732,8 @@ static void wplug_disable(struct wplug_slot *s, struct weft_plugin **old)
     s->enabled = 0;
     pthread_mutex_lock(&wpm.info_mu);
     s->state = WPS_DISABLED;
+    wplug_set_str(&s->assets, NULL);
+    s->widget = 0;
     pthread_mutex_unlock(&wpm.info_mu);
     if (*old == NULL && s->live == 0)
         wplug_blocks_free(s);
@@ -895,6 +933,7 @@ void wplug_fini(void)
         free(s->version);
         free(s->path);
         free(s->last_error);
+        free(s->assets);
         free(s);
     }
     wpm.slots = NULL;
@@ -930,11 +969,31 @@ json_t *wplug_info(void)
             s->last_error ? json_string(s->last_error) : json_null(), "loads",
             (json_int_t)s->loads, "reloads", (json_int_t)s->reloads,
             "failures", (json_int_t)s->failures);
+        if (o != NULL && s->state == WPS_RUNNING && s->widget) {
+            char url[160];
+            snprintf(url, sizeof(url), "/p/%s/widget.js", s->name);
+            json_object_set_new(o, "widget", json_string(url));
+        }
         if (o != NULL)
             json_array_append_new(arr, o);
     }
     pthread_mutex_unlock(&wpm.info_mu);
     return arr;
+}
+
+char *wplug_assets(const char *name)
+{
+    char *dir = NULL;
+
+    pthread_mutex_lock(&wpm.info_mu);
+    for (struct wplug_slot *s = wpm.slots; s; s = s->next)
+        if (strcmp(s->name, name) == 0 && s->state == WPS_RUNNING &&
+            s->assets != NULL) {
+            dir = strdup(s->assets);
+            break;
+        }
+    pthread_mutex_unlock(&wpm.info_mu);
+    return dir;
 }
 
 void wplug_metrics(struct evbuffer *out)

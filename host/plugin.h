@@ -32,6 +32,8 @@ struct wplug_slot {
     int state;
     char *version, *path, *last_error;
     char abi[24]; /* the ABI the serving version was built for, "1.1" */
+    char *assets; /* the serving version's asset folder (info_mu) */
+    int widget;
     unsigned long long loads, reloads, failures;
 
     pthread_mutex_t state_mu; /* the state blocks list */
@@ -62,6 +64,8 @@ struct weft_plugin {
     int ncfg;
     char comp[48]; /* "plugin:<name>" for log lines */
     struct wreg_list *regs; /* topics, subscriptions, ws endpoints */
+    char *assets; /* absolute folder of its static files, or NULL */
+    int widget;   /* the folder has a widget.js */
 };
 
 /* Check a descriptor the way the loader does. Returns 0, or -1 with a
@@ -94,6 +98,8 @@ void wplug_inst_release(struct weft_plugin *i);
 void wrtable_release(struct wrtable *t);
 
 json_t *wplug_info(void);
+/* A copy of plugin `name`'s asset folder (free it), or NULL. Any thread. */
+char *wplug_assets(const char *name);
 /* The serving versions, in slot order (control thread). */
 struct weft_plugin *wplug_first_serving(void);
 struct weft_plugin *wplug_next_serving(struct weft_plugin *i);

@@ -70,7 +70,9 @@ struct wroute *wroute_new(const char *method, const char *pattern,
                 *why = "pattern has too many segments";
                 goto bad;
             }
-            if (*p == '\0') {
+            /* Only the last segment may be empty: "/p/:name/" matches a
+             * path with the trailing slash (and not without it). */
+            if (*p == '\0' && slash != NULL) {
                 *why = "pattern has an empty segment";
                 goto bad;
             }

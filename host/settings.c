@@ -29,6 +29,7 @@ static const struct wset_key wset_keys[] = {
     {"server", "worker_queue", WCFG_INT, "1024", 1, 1000000,
      WSET_OFF(worker_queue)},
     {"server", "data_dir", WCFG_STRING, "var", 0, 0, WSET_OFF(data_dir)},
+    {"server", "web_root", WCFG_STRING, "", 0, 0, WSET_OFF(web_root)},
     {"server", "max_body", WCFG_SIZE, "1m", 0, 1LL << 32, WSET_OFF(max_body)},
     {"server", "max_uri", WCFG_SIZE, "8k", 64, 1 << 20, WSET_OFF(max_uri)},
     {"server", "max_header", WCFG_SIZE, "16k", 256, 1 << 20,
@@ -270,11 +271,18 @@ struct wsettings *wsettings_load(const char *path, struct wdiag *d,
         e->used = 1;
         wset_apply(s, &wset_keys[i], e->value, e->origin, e->line, d);
     }
-    /* data_dir is relative to the config file, like plugin paths. */
+    /* data_dir and web_root are relative to the config file, like plugin
+     * paths. */
     if (s->data_dir != NULL && s->data_dir[0] != '/') {
         char *abs = wcfg_path(s->cfg, s->data_dir);
         free(s->data_dir);
         s->data_dir = abs;
+    }
+    if (s->web_root != NULL && s->web_root[0] != '\0' &&
+        s->web_root[0] != '/') {
+        char *abs = wcfg_path(s->cfg, s->web_root);
+        free(s->web_root);
+        s->web_root = abs;
     }
 
     for (sec = s->cfg->sections; sec != NULL; sec = sec->next) {
@@ -318,6 +326,7 @@ void wsettings_free(struct wsettings *s)
     free(s->plugins);
     free(s->listen_host);
     free(s->data_dir);
+    free(s->web_root);
     free(s->admin_token);
     free(s->db_url);
     free(s->auth_secret);

@@ -22,6 +22,7 @@ struct wsettings {
     int port;
     int64_t threads, workers, worker_queue;
     char *data_dir;
+    char *web_root; /* the web client's files; empty: none */
     int64_t max_body, max_uri, max_header, max_headers, max_connections;
     int64_t header_timeout, keepalive_timeout, body_timeout, shutdown_timeout;
     int64_t access_log;

@@ -799,7 +799,88 @@ def group_nodes():
         nats.stop()
 
 
-GROUPS = {"sse": group_sse, "ws": group_ws, "slow": group_slow,
+def group_static():
+    """The web client's files and plugins' asset folders."""
+    tmp = tempfile.mkdtemp(prefix="weft-web-")
+    os.makedirs(os.path.join(tmp, "assets"))
+    files = {"index.html": "<!doctype html><title>shell</title>",
+             "standalone.html": "<!doctype html><title>alone</title>",
+             "assets/app-1a2b.js": "console.log(1)",
+             "assets/.hidden": "no"}
+    for name, text in files.items():
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text)
+    with open(tmp + "-secret", "w") as f:
+        f.write("secret")
+    os.symlink(tmp + "-secret", os.path.join(tmp, "assets", "link.js"))
+    w = Weftd(db=False, extra="").start()
+    w.stop()
+    with open(os.path.join(w.tmp, "weft.ini")) as f:
+        ini = f.read()
+    with open(os.path.join(w.tmp, "weft.ini"), "w") as f:
+        f.write(ini.replace("[server]\n", f"[server]\nweb_root = {tmp}\n"))
+    w.start()
+
+    def get(path, headers=None):
+        req = urllib.request.Request(w.url(path), headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    try:
+        st, h, body = get("/")
+        check(st == 200 and body.startswith(b"<!doctype html><title>shell"),
+              "static: / is the shell")
+        check(h.get("Content-Type", "").startswith("text/html") and
+              "default-src 'self'" in h.get("Content-Security-Policy", "") and
+              h.get("Cache-Control") == "no-cache" and h.get("ETag"),
+              "static: HTML has type, CSP, no-cache and an ETag")
+        st, _, body = get("/", {"If-None-Match": h["ETag"]})
+        check(st == 304 and body == b"", "static: If-None-Match gives 304")
+        st, h, _ = get("/assets/app-1a2b.js")
+        check(st == 200 and "immutable" in h.get("Cache-Control", "") and
+              h.get("Content-Type", "").startswith("text/javascript"),
+              "static: hashed assets are immutable JavaScript")
+        for bad in ("/assets/../index.html", "/assets/%2e%2e/index.html",
+                    "/assets/.hidden", "/assets/link.js", "/assets/nope.js"):
+            st, _, body = get(bad)
+            check(st == 404 and b"secret" not in body,
+                  f"static: {bad} is 404")
+        st, h, body = get("/p/rttest/widget.js")
+        check(st == 200 and b"export async function mount" in body and
+              h.get("ETag") and h.get("Cache-Control") == "no-cache",
+              "static: a plugin's widget.js from its asset folder")
+        st, _, body = get("/p/rttest/")
+        check(st == 200 and b"alone" in body,
+              "static: /p/<plugin>/ is the standalone page")
+        req = urllib.request.Request(w.url("/p/rttest"), method="GET")
+        opener = urllib.request.build_opener(
+            type("NoRedirect", (urllib.request.HTTPRedirectHandler,),
+                 {"redirect_request": lambda *a, **k: None}))
+        try:
+            opener.open(req, timeout=5)
+            st = 200
+        except urllib.error.HTTPError as e:
+            st, loc = e.code, e.headers.get("Location")
+        check(st == 308 and loc == "/p/rttest/", "static: /p/x redirects")
+        st, _, _ = get("/p/nope/widget.js")
+        check(st == 404, "static: unknown plugin 404")
+        st, _, body = w.http("GET", "/api/plugins")[0], None, \
+            w.http("GET", "/api/plugins")[1]
+        plugins = json.loads(body)
+        plugins = plugins.get("plugins", plugins)
+        rt = [p for p in plugins if p["name"] == "rttest"][0]
+        check(rt.get("widget") == "/p/rttest/widget.js",
+              "static: /api/plugins names the widget")
+    finally:
+        w.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.unlink(tmp + "-secret")
+
+
+GROUPS = {"static": group_static, "sse": group_sse, "ws": group_ws, "slow": group_slow,
           "outbox": group_outbox, "reload": group_reload,
           "nodes": group_nodes}
 

@@ -117,6 +117,26 @@ START_TEST(method_not_allowed_and_head)
 }
 END_TEST
 
+START_TEST(trailing_slash)
+{
+    const char *why = NULL;
+    struct wroute *r = wroute_new("GET", "/p/:name/", 0, h_a, NULL, &why);
+    struct wrtable *t;
+    struct wmatch m;
+    char scratch[64];
+
+    ck_assert_ptr_nonnull(r);
+    t = wrtable_new(&r, 1);
+    ck_assert_int_eq(wrtable_match(t, "GET", "/p/todo/", scratch, &m), 200);
+    ck_assert_str_eq(m.params[0].value, "todo");
+    ck_assert_int_eq(wrtable_match(t, "GET", "/p/todo", scratch, &m), 404);
+    ck_assert_int_eq(wrtable_match(t, "GET", "/p//", scratch, &m), 404);
+    ck_assert_int_eq(wrtable_match(t, "GET", "/p/todo/x", scratch, &m), 404);
+    wrtable_free(t);
+    wroute_free(r);
+}
+END_TEST
+
 START_TEST(bad_patterns)
 {
     const char *why = NULL;
@@ -156,6 +176,7 @@ int main(void)
     tcase_add_test(tc, params_and_literals);
     tcase_add_test(tc, method_not_allowed_and_head);
     tcase_add_test(tc, bad_patterns);
+    tcase_add_test(tc, trailing_slash);
     tcase_add_test(tc, many_segments);
     suite_add_tcase(s, tc);
     return unit_run(s);

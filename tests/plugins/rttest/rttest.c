@@ -236,6 +236,7 @@ static const weft_plugin_desc rttest_desc = {
     .summary = "realtime test plugin",
     .config = rttest_keys,
     .init = rttest_init,
+    .assets = "rttest.web",
 };
 
 WEFT_PLUGIN(rttest_desc)
