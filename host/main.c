@@ -1,5 +1,6 @@
 /* main.c - weftd: command line, start-up, signals and shutdown. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -248,6 +249,37 @@ static int wmain_port_free(const char *host, int port)
     return rc;
 }
 
+static void wmain_accept_again(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(arg);
+}
+
+/*
+ * accept() failed. Out of descriptors (EMFILE, ENFILE) or memory, the
+ * listener would be readable again at once and spin: pause it for 100 ms
+ * (the backlog waits), and say so at most once a second.
+ */
+static void wmain_accept_error(struct evconnlistener *lst, void *arg)
+{
+    static _Atomic long last_log;
+    struct timeval tv = {0, 100000};
+    int err = EVUTIL_SOCKET_ERROR();
+    long now = (long)time(NULL);
+
+    (void)arg;
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+        return;
+    if (atomic_exchange(&last_log, now) != now)
+        wlog(WLOG_WARN, "host", "accept: %s; pausing new connections for "
+                                "100 ms", strerror(err));
+    evconnlistener_disable(lst);
+    if (event_base_once(evconnlistener_get_base(lst), -1, EV_TIMEOUT,
+                        wmain_accept_again, lst, &tv) != 0)
+        evconnlistener_enable(lst);
+}
+
 static int wmain_listen(struct whost *h)
 {
     int port = h->set->port, fd;
@@ -271,6 +303,7 @@ static int wmain_listen(struct whost *h)
             close(fd);
             return -1;
         }
+        evconnlistener_set_error_cb(h->loops[i].lst, wmain_accept_error);
     }
     wlog(WLOG_INFO, "host", "listening on %s:%d with %d event loop(s)",
          h->set->listen_host, port, h->nloops);

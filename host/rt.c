@@ -37,6 +37,10 @@ struct wrt_loop {
     struct wrt_sess *sessions;
     struct wrt_sess *ids[WRT_IDS];
     struct event *hb;
+    /* Broadcast messages are queued on each connection and written once
+     * per loop turn: under load several messages go out in one write. */
+    struct wrt_sess *dirty;
+    struct event *flush;
 };
 
 static struct wrt_loop *wrt_loops;
@@ -76,6 +80,22 @@ static void wrt_heartbeat(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void wrt_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct wrt_loop *rl = arg;
+    struct wrt_sess *s;
+
+    (void)fd;
+    (void)what;
+    while ((s = rl->dirty) != NULL) {
+        rl->dirty = s->dnext;
+        s->dnext = NULL;
+        s->dirty = 0;
+        if (!s->ending && s->conn != NULL)
+            wconn_flush(s->conn);
+    }
+}
+
 void wrt_loop_start(struct wloop *l)
 {
     struct wrt_loop *rl = wrt_of(l);
@@ -88,13 +108,17 @@ void wrt_loop_start(struct wloop *l)
     rl->hb = event_new(l->base, -1, EV_PERSIST, wrt_heartbeat, rl);
     if (rl->hb != NULL)
         event_add(rl->hb, &tv);
+    rl->flush = event_new(l->base, -1, 0, wrt_flush, rl);
 }
 
 void wrt_fini(void)
 {
-    for (int i = 0; i < wrt_nloops; i++)
+    for (int i = 0; i < wrt_nloops; i++) {
         if (wrt_loops[i].hb != NULL)
             event_free(wrt_loops[i].hb);
+        if (wrt_loops[i].flush != NULL)
+            event_free(wrt_loops[i].flush);
+    }
     free(wrt_loops);
     wrt_loops = NULL;
     wrt_nloops = 0;
@@ -157,6 +181,13 @@ void wrt_sess_remove(struct wrt_sess *s)
         wrt_sub_free(u);
     }
     s->nsubs = 0;
+    if (s->dirty)
+        for (pp = &rl->dirty; *pp != NULL; pp = &(*pp)->dnext)
+            if (*pp == s) {
+                *pp = s->dnext;
+                s->dirty = 0;
+                break;
+            }
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -245,10 +276,25 @@ int wrt_write_msg(struct wrt_sess *s, struct wmsg *m, int ws)
         return -1;
     }
     atomic_fetch_add_explicit(&wrt_ndelivered, 1, memory_order_relaxed);
-    wconn_flush(s->conn);
+    if (!s->dirty) {
+        struct wrt_loop *rl = wrt_of(s->loop);
+        if (rl->flush == NULL) {
+            wconn_flush(s->conn);
+        } else {
+            s->dirty = 1;
+            s->dnext = rl->dirty;
+            if (rl->dirty == NULL)
+                event_active(rl->flush, EV_TIMEOUT, 0);
+            rl->dirty = s;
+        }
+    }
     if (evbuffer_get_length(out) > wrt_cfg.send_buffer) {
-        wrt_slow(s);
-        return -1;
+        /* Maybe only this turn's batch: send first, then judge. */
+        wconn_flush(s->conn);
+        if (evbuffer_get_length(out) > wrt_cfg.send_buffer) {
+            wrt_slow(s);
+            return -1;
+        }
     }
     return 0;
 }

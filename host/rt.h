@@ -54,6 +54,8 @@ struct wrt_sess {
     uint64_t last_live; /* offset of the last live message sent */
     int64_t seen_ms;    /* last sign of life from the client     */
     unsigned ending : 1;
+    unsigned dirty : 1;           /* output queued, flush pending */
+    struct wrt_sess *dnext;       /* the loop's dirty list        */
     struct wrt_sess *prev, *next; /* the loop's sessions */
     struct wrt_sess *hnext;       /* the loop's id table  */
 };
