@@ -99,6 +99,7 @@ int wbus_start(struct whost *h)
             0)
             return -1;
         wbus.nats = 1;
+        whub_set_forward(wnats_publish);
     }
     return 0;
 }
@@ -249,6 +250,7 @@ void wbus_stop(void)
     }
     free(wbus.conninfo);
     wbus.conninfo = NULL;
+    whub_set_forward(NULL);
     if (wbus.nats)
         wnats_stop();
     wbus.nats = 0;

@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <sodium.h>
 
-#include "bus_nats.h"
 #include "host.h"
 #include "log.h"
 #include "loop.h"
@@ -46,6 +45,7 @@ static struct {
     uint64_t dropped; /* highest offset of a topic with no history left */
     uint64_t published;
     int on;
+    int (*forward)(const char *topic, const char *data, size_t len);
 } whub = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 int whub_init(const struct whub_cfg *cfg)
@@ -294,10 +294,16 @@ uint64_t whub_publish(const char *topic, const char *data, size_t len,
         whub_post(&whost_g->loops[i], m);
     whub_post(&whost_g->ctl, m);
     pthread_mutex_unlock(&whub.mu);
-    if (!remote)
-        wnats_publish(topic, m->data, m->data_len);
+    if (!remote && whub.forward != NULL)
+        whub.forward(topic, m->data, m->data_len);
     wmsg_unref(m);
     return seq;
+}
+
+void whub_set_forward(int (*fn)(const char *topic, const char *data,
+                                size_t len))
+{
+    whub.forward = fn;
 }
 
 const char *whub_epoch(void)

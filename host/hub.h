@@ -50,6 +50,11 @@ void wmsg_unref(struct wmsg *m);
 uint64_t whub_publish(const char *topic, const char *data, size_t len,
                       int remote);
 
+/* Where local publishes also go (NATS), or NULL; set before the loops
+ * start. */
+void whub_set_forward(int (*fn)(const char *topic, const char *data,
+                                size_t len));
+
 /* The node's epoch (16 hex digits) and its current offset. */
 const char *whub_epoch(void);
 uint64_t whub_offset(void);
