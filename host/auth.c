@@ -8,6 +8,7 @@
  * Browsers may use HttpOnly cookies instead of the Authorization header;
  * then every state change must carry the CSRF token (double submit). */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,15 +220,50 @@ static const char *wauth_check_email(const char *e)
     return NULL;
 }
 
+/* Code points a username may not contain beyond ASCII: controls, spaces,
+ * invisible and direction-changing ones (a name must look like itself). */
+static int wauth_name_cp_ok(uint32_t c)
+{
+    return !(c < 0xa0 || c == 0xad || (c >= 0x2000 && c <= 0x200f) ||
+             (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x206f) ||
+             c == 0x3000 || c == 0xfeff || (c >= 0xfff0 && c <= 0xffff) ||
+             (c >= 0xe000 && c <= 0xf8ff));
+}
+
+/* 3 to 32 characters: ASCII letters, digits and "_.-", or any visible
+ * character beyond ASCII ("Zoë", "日本語"): names are UTF-8 text, never
+ * sliced by bytes. */
 static const char *wauth_check_username(const char *u)
 {
-    size_t n = u ? strlen(u) : 0;
+    static const char ascii[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs"
+                                "tuvwxyz0123456789_.-";
+    const unsigned char *p = (const unsigned char *)u;
+    size_t n = u ? strlen(u) : 0, chars = 0;
 
-    if (n < 3 || n > 32 ||
-        strspn(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                  "0123456789_.-") != n)
-        return "username: 3 to 32 of letters, digits, '_', '.', '-'";
-    return NULL;
+    if (n == 0 || n > 128 || !wutf8_valid(u, n))
+        goto bad;
+    while (*p != '\0') {
+        uint32_t c;
+        int len = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4;
+        if (len == 1) {
+            if (strchr(ascii, *p) == NULL)
+                goto bad;
+            c = *p;
+        } else {
+            c = *p & (0xff >> (len + 1));
+            for (int k = 1; k < len; k++)
+                c = (c << 6) | (p[k] & 0x3f);
+            if (!wauth_name_cp_ok(c))
+                goto bad;
+        }
+        p += len;
+        chars++;
+    }
+    if (chars >= 3 && chars <= 32)
+        return NULL;
+bad:
+    return "username: 3 to 32 letters, digits, '_', '.' or '-' (any "
+           "visible Unicode letters too; no spaces)";
 }
 
 static const char *wauth_check_display(const char *s)
