@@ -477,6 +477,27 @@ async def ws_checks(w, a_tok, a_id, b_id):
         check((await ws_recv_json(ws))["type"] == "connected",
               "WS: same-origin browser allowed")
 
+    # a browser's session cookie authenticates the WebSocket too
+    req = urllib.request.Request(
+        w.url("/api/auth/login"), method="POST",
+        data=json.dumps({"email": "carol@example.com",
+                         "password": "carol-password-1",
+                         "session": "cookie"}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        cookies = [c.split(";", 1)[0] for c in r.headers.get_all("Set-Cookie")]
+    access = [c for c in cookies if c.startswith("weft_access=")]
+    check(len(access) == 1, "WS: cookie session issued")
+    async with websockets.connect(
+            url, origin=f"http://127.0.0.1:{w.port}",
+            extra_headers={"Cookie": access[0]}) as ws:
+        await ws_recv_json(ws)
+        await ws.send(json.dumps({"type": "subscribe",
+                                  "topic": f"rttest.user.{a_id}"}))
+        m = await ws_recv_json(ws)
+        check(m["type"] == "subscribed",
+              "WS: cookie-authenticated user gets their private topic")
+
     # plugin endpoint
     async with websockets.connect(
             f"ws://127.0.0.1:{w.port}/api/rttest/echo") as ws:
