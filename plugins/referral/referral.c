@@ -83,6 +83,8 @@ static const weft_plugin_desc ref_desc = {
     .config = ref_config,
     .init = ref_init,
     .migrations = weft_plugin_migrations,
+    /* the web widget, built from web/widgets/referral by make */
+    .assets = "referral.web",
 };
 
 WEFT_PLUGIN(ref_desc)

@@ -83,6 +83,8 @@ static const weft_plugin_desc todo_desc = {
     .config = todo_config,
     .init = todo_init,
     .migrations = weft_plugin_migrations,
+    /* the web widget, built from web/widgets/todo by make */
+    .assets = "todo.web",
 };
 
 WEFT_PLUGIN(todo_desc)
