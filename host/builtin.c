@@ -5,6 +5,7 @@
 
 #include <event2/buffer.h>
 
+#include "auth.h"
 #include "builtin.h"
 #include "bus.h"
 #include "db.h"
@@ -72,6 +73,13 @@ static int wb_plugins(weft_req *r)
 
     if (arr == NULL)
         return WEFT_ERR;
+    /* Where the files live is the admins' business, not the world's. */
+    if (!wauth_has_role(r, "admin") && !r->admin_token) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(arr, i, o)
+            json_object_del(o, "path");
+    }
     body = json_pack("{s:o}", "plugins", arr);
     if (body == NULL)
         return WEFT_ERR;

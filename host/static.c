@@ -242,14 +242,13 @@ static int wstatic_plugin(weft_req *r)
 
     if (name == NULL)
         return wreq_reply_error(r, 404, "not_found", "no such plugin");
+    /* The standalone page itself says when its plugin is off. */
+    if (f == NULL || f[0] == '\0')
+        return wstatic_serve(r, wstatic_web(), "standalone.html", 0);
     dir = wplug_assets(name);
     if (dir == NULL)
         return wreq_reply_error(r, 404, "not_found",
                                 "no such plugin, or it serves no files");
-    if (f == NULL || f[0] == '\0') {
-        free(dir);
-        return wstatic_serve(r, wstatic_web(), "standalone.html", 0);
-    }
     return wstatic_serve(r, dir, f, 0);
 }
 
