@@ -39,7 +39,7 @@ struct wrt_loop {
     struct event *hb;
     /* Broadcast messages are queued on each connection and written once
      * per loop turn: under load several messages go out in one write. */
-    struct wrt_sess *dirty;
+    struct wrt_sess *dirty, *dirty_tail; /* in the order they got output */
     struct event *flush;
 };
 
@@ -87,8 +87,12 @@ static void wrt_flush(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    /* First dirtied, first written: the earliest message of the turn
+     * (say a user's own event before a big topic's) goes out first. */
     while ((s = rl->dirty) != NULL) {
         rl->dirty = s->dnext;
+        if (rl->dirty == NULL)
+            rl->dirty_tail = NULL;
         s->dnext = NULL;
         s->dirty = 0;
         if (!s->ending && s->conn != NULL)
@@ -181,13 +185,17 @@ void wrt_sess_remove(struct wrt_sess *s)
         wrt_sub_free(u);
     }
     s->nsubs = 0;
-    if (s->dirty)
-        for (pp = &rl->dirty; *pp != NULL; pp = &(*pp)->dnext)
+    if (s->dirty) {
+        struct wrt_sess *prev = NULL;
+        for (pp = &rl->dirty; *pp != NULL; prev = *pp, pp = &(*pp)->dnext)
             if (*pp == s) {
                 *pp = s->dnext;
+                if (rl->dirty_tail == s)
+                    rl->dirty_tail = prev;
                 s->dirty = 0;
                 break;
             }
+    }
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -282,10 +290,14 @@ int wrt_write_msg(struct wrt_sess *s, struct wmsg *m, int ws)
             wconn_flush(s->conn);
         } else {
             s->dirty = 1;
-            s->dnext = rl->dirty;
-            if (rl->dirty == NULL)
+            s->dnext = NULL;
+            if (rl->dirty == NULL) {
+                rl->dirty = s;
                 event_active(rl->flush, EV_TIMEOUT, 0);
-            rl->dirty = s;
+            } else {
+                rl->dirty_tail->dnext = s;
+            }
+            rl->dirty_tail = s;
         }
     }
     if (evbuffer_get_length(out) > wrt_cfg.send_buffer) {
