@@ -34,17 +34,10 @@
 # missing). As root, PostgreSQL runs as the `postgres` user (runuser).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_DIR=$REPO/bench
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_options "$@"
 NODE_DIR=$BENCH_DIR/node-peer
-
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-case "${1:-}" in
--h | --help) usage; exit 0 ;;
--*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-esac
 
 BUILD_DIR=${1:-${BUILD_DIR:-$REPO/build}}
 DURATION=${DURATION:-10}
@@ -67,75 +60,22 @@ READY_TIMEOUT=${READY_TIMEOUT:-60}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 KEEP_TMP=${KEEP_TMP:-0}
 
-TMP=""
-PG_DATA=""
-PG_RUN=""
-PG_PORT=5432
-PG_STARTED=0
-PG_USER=""
-WEFTD_PID=""
 LOAD_PID=""
 declare -A NODE_PID=() NODE_KIDS=() NODE_URL=()
 FAILURES=()
 SUMMARY=()
-MAX_OTHER=0
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 ITEM_PATH=/api/dbtest/items/
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'db_read.sh: %s\n' "$*" >&2; exit 1; }
+# Short names for the report's many lines.
+say() { bench_say "$@"; }
+die() { bench_die "$@"; }
 
 # ---------------------------------------------------------------- cleanup --
-
-# Signal one process we started, wait up to $3 seconds, then SIGKILL it.
-stop_pid() {
-    local pid=$1 sig=$2 wait_s=$3 i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < wait_s * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "(pid $pid ignored SIG$sig for ${wait_s}s: SIGKILL)" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-# Run a command as the PostgreSQL user: `postgres` when we are root (initdb
-# and postgres refuse to run as root), ourselves otherwise. From /, which
-# that user can always enter.
-as_pg() {
-    if ((EUID == 0)); then
-        (cd / && runuser -u postgres -- "$@")
-    else
-        (cd / && "$@")
-    fi
-}
-
-stop_pg() {
-    local pid i
-    ((PG_STARTED)) || return 0
-    PG_STARTED=0
-    [[ -f $PG_DATA/postmaster.pid ]] || return 0
-    pid=$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)
-    # Fast shutdown: abort open transactions, disconnect clients, stop.
-    as_pg "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -m fast -w -t 30 stop >>"$TMP/pg_ctl.log" 2>&1 && return 0
-    [[ $pid =~ ^[0-9]+$ ]] || return 0
-    say "(pg_ctl stop failed: SIGQUIT to postmaster $pid)" >&2
-    kill -QUIT "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 stop_node() {
     local mode=$1 pid
     [[ -n ${NODE_PID[$mode]:-} ]] || return 0
-    stop_pid "${NODE_PID[$mode]}" TERM 10
+    bench_stop_pid "${NODE_PID[$mode]}" TERM 10
     # Cluster workers outlive a SIGKILLed primary; stop the ones we saw, by pid.
     for pid in ${NODE_KIDS[$mode]:-}; do
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
@@ -143,100 +83,37 @@ stop_node() {
     NODE_PID[$mode]=""
 }
 
-cleanup() {
-    local rc=$? mode f
-    trap - EXIT INT TERM
-    set +e
-    [[ -n $LOAD_PID ]] && stop_pid "$LOAD_PID" TERM 5
+# Everything this script starts, stopped on exit (bench_cleanup).
+stop_all() {
+    local mode
+    [[ -n $LOAD_PID ]] && bench_stop_pid "$LOAD_PID" TERM 5
     for mode in "${!NODE_PID[@]}"; do
         stop_node "$mode"
     done
-    [[ -n $WEFTD_PID ]] && stop_pid "$WEFTD_PID" TERM 15
-    stop_pg
-    if ((rc != 0)) && [[ -n $TMP ]]; then
-        for f in "$TMP/weftd.log" "$TMP"/node-*.log "$TMP/pg/postgres.log"; do
-            [[ -s $f ]] || continue
-            say "---- last lines of ${f#"$TMP"/}" >&2
-            tail -n 20 "$f" >&2
-        done
-    fi
-    if [[ -n $TMP && -d $TMP ]]; then
-        if [[ $KEEP_TMP == 1 ]]; then
-            say "temp dir kept: $TMP" >&2
-        else
-            rm -rf "$TMP"
-        fi
-    fi
-    exit "$rc"
+    [[ -n $WEFTD_PID ]] && bench_stop_pid "$WEFTD_PID" TERM 15
+    bench_stop_pg
 }
-trap cleanup EXIT
+trap 'bench_cleanup stop_all "$TMP/weftd.log" "$TMP"/node-*.log "$TMP/pg/postgres.log"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers --
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-
-# Median of the arguments (mean of the two middle ones for an even count).
-median() {
-    (($#)) || { echo n/a; return 0; }
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR % 2) printf "%.2f\n", a[(NR + 1) / 2];
-              else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-# CPU µs per request: per_req CORES REQ_PER_S ("-" when not measured).
-per_req() { awk -v c="$1" -v r="$2" 'BEGIN { if (c == "-" || r <= 0) print "-"; else printf "%.1f", c * 1e6 / r }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-us_to_ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
-
-# A loopback port nobody uses, below the usual ephemeral range.
-pick_port() {
-    local used="" sl addr rest p i
-    while read -r sl addr rest; do
-        [[ $sl == sl ]] && continue
-        used+=" $((16#${addr##*:}))"
-    done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
-    used+=" "
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        [[ $used == *" $p "* || " ${PORTS_TAKEN:-} " == *" $p "* ]] && continue
-        PORTS_TAKEN="${PORTS_TAKEN:-} $p"
-        echo "$p"
-        return 0
-    done
-    return 1
-}
-
-http_code() { curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null || true; }
-
-psql_bench() {
-    psql -X -q -At -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" -d bench "$@"
-}
 
 # --------------------------------------------------------------- checks ----
 
 check_tools() {
-    local missing=() pkgs=() t
+    local missing=() pkgs=()
     PATH=$PATH:/usr/sbin:/sbin
     command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
     command -v curl >/dev/null || { missing+=(curl); pkgs+=(curl); }
-    for t in psql pgbench; do
-        command -v "$t" >/dev/null || { missing+=("$t"); pkgs+=(postgresql-client); }
-    done
-    for t in initdb pg_ctl; do
-        [[ -x $PG_BINDIR/$t ]] || { missing+=("$PG_BINDIR/$t"); pkgs+=(postgresql); }
-    done
+    bench_need_pg_tools
     if [[ " $PHASES " == *" read "* && -n $NODE_MODES ]]; then
         command -v node >/dev/null || { missing+=(node); pkgs+=(nodejs); }
         command -v npm >/dev/null || { missing+=(npm); pkgs+=(npm); }
     fi
-    if ((EUID == 0)); then
-        command -v runuser >/dev/null || { missing+=(runuser); pkgs+=(util-linux); }
-        id postgres >/dev/null 2>&1 ||
-            die "running as root, PostgreSQL must run as the 'postgres' user, which does not exist (install the postgresql package, or run as another user)"
-    fi
+    bench_need_pg_user
     if ((${#missing[@]})); then
         {
             say "missing tool(s): ${missing[*]}"
@@ -254,10 +131,8 @@ check_tools() {
 
 check_args() {
     local v
-    for v in DURATION WARMUP RUNS CONNS WRK_THREADS PGBENCH_JOBS THREADS POOL_SIZE ROWS \
-        NODE_WORKERS LOGIN_DURATION LOGIN_CONNS READY_TIMEOUT; do
-        is_uint "${!v}" || die "$v must be a non-negative integer, not '${!v}'"
-    done
+    bench_check_uints DURATION WARMUP RUNS CONNS WRK_THREADS PGBENCH_JOBS THREADS POOL_SIZE ROWS \
+        NODE_WORKERS LOGIN_DURATION LOGIN_CONNS READY_TIMEOUT
     ((DURATION > 0 && RUNS > 0 && WRK_THREADS > 0 && THREADS > 0 && POOL_SIZE > 0 &&
         ROWS > 0 && LOGIN_DURATION > 0 && PGBENCH_JOBS > 0 && NODE_WORKERS > 0)) ||
         die "DURATION, RUNS, WRK_THREADS, PGBENCH_JOBS, THREADS, POOL_SIZE, ROWS, NODE_WORKERS and LOGIN_DURATION must be positive"
@@ -295,68 +170,22 @@ node_deps() {
 
 # ------------------------------------------------------------ PostgreSQL ---
 
-start_pg() {
-    local pg=$TMP/pg
-    PG_USER=$(id -un)
-    ((EUID == 0)) && PG_USER=postgres
-    # As root, postgres must get through our (mode 700) temp dir to its own
-    # directories: 0711 lets it through without listing anything.
-    chmod 0711 "$TMP"
-    mkdir -p "$pg/data" "$pg/run"
-    chmod 0711 "$pg"
-    chmod 0700 "$pg/data" "$pg/run"
-    : >"$pg/postgres.log"
-    if ((EUID == 0)); then
-        chown postgres: "$pg/data" "$pg/run" "$pg/postgres.log"
-    fi
-    PG_DATA=$pg/data
-    PG_RUN=$pg/run
-    as_pg "$PG_BINDIR/initdb" -D "$PG_DATA" -A trust -U "$PG_USER" -E UTF8 --locale=C.UTF-8 -N \
-        >"$TMP/initdb.log" 2>&1 || die "initdb failed: $(tail -n 20 "$TMP/initdb.log")"
-    cat >>"$PG_DATA/postgresql.conf" <<EOF
-
-# added by bench/db_read.sh
-listen_addresses = ''
-unix_socket_directories = '$PG_RUN'
-port = $PG_PORT
-max_connections = 200
-shared_buffers = 128MB
-logging_collector = off
-log_line_prefix = '%m [%p] '
-EOF
-    PG_STARTED=1
-    as_pg "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -l "$pg/postgres.log" -w -t 60 start \
-        >"$TMP/pg_ctl.log" 2>&1 || die "pg_ctl start failed: $(cat "$TMP/pg_ctl.log") $(tail -n 20 "$pg/postgres.log")"
-    PG_PID=$(head -n 1 "$PG_DATA/postmaster.pid")
-    psql -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" -d postgres \
-        -c 'CREATE DATABASE bench' >"$TMP/psql.log" 2>&1 || die "CREATE DATABASE failed: $(cat "$TMP/psql.log")"
-    PG_VERSION=$(psql_bench -c 'SHOW server_version')
-}
-
 # The table comes from the dbtest plugin's migration (weftd must run first).
 seed_rows() {
     local n
-    psql_bench -c "INSERT INTO dbtest_items (name) SELECT 'item-' || g FROM generate_series(1, $ROWS) g" \
+    bench_psql -c "INSERT INTO dbtest_items (name) SELECT 'item-' || g FROM generate_series(1, $ROWS) g" \
         -c 'VACUUM ANALYZE dbtest_items' >"$TMP/psql.log" 2>&1 || die "seeding dbtest_items failed: $(cat "$TMP/psql.log")"
-    n=$(psql_bench -c "SELECT count(*) FROM dbtest_items WHERE id BETWEEN 1 AND $ROWS AND name = 'item-' || id")
+    n=$(bench_psql -c "SELECT count(*) FROM dbtest_items WHERE id BETWEEN 1 AND $ROWS AND name = 'item-' || id")
     [[ $n == "$ROWS" ]] || die "dbtest_items should hold ids 1..$ROWS named item-<id>, found $n such rows"
 }
 
 # ----------------------------------------------------------------- weftd ---
 
 write_weft_ini() {
-    cat >"$TMP/weft.ini" <<EOF
-; generated by bench/db_read.sh
-[server]
-listen = 127.0.0.1:$WEFT_PORT
-threads = $THREADS
-data_dir = $TMP/var
-access_log = false
-keepalive_timeout = 60s
-shutdown_timeout = 2s
-
-[log]
-level = $LOG_LEVEL
+    {
+        echo "; generated by bench/db_read.sh"
+        bench_weft_ini_head "$WEFT_PORT"
+        cat <<EOF
 
 [database]
 enabled = true
@@ -380,71 +209,26 @@ watch = false
 path = $DBTEST_SO
 enabled = true
 EOF
-}
-
-start_weftd() {
-    local deadline code="" unset_env=() v
-    # Our config must win: drop WEFT_* overrides from the caller's environment.
-    for v in $(compgen -e); do
-        [[ $v == WEFT_* ]] && unset_env+=(-u "$v")
-    done
-    mkdir -p "$TMP/var"
-    for _ in 1 2 3; do
-        WEFT_PORT=$(pick_port) || die "no free loopback port found"
-        WEFT_URL=http://127.0.0.1:$WEFT_PORT
-        write_weft_ini
-        "$WEFTD" --check-config "$TMP/weft.ini" >"$TMP/check.log" 2>&1 ||
-            die "weftd --check-config rejected the generated config: $(cat "$TMP/check.log")"
-        env "${unset_env[@]}" "$WEFTD" --config "$TMP/weft.ini" >"$TMP/weftd.log" 2>&1 &
-        WEFTD_PID=$!
-        deadline=$((SECONDS + READY_TIMEOUT))
-        while ((SECONDS < deadline)); do
-            kill -0 "$WEFTD_PID" 2>/dev/null || break
-            code=$(http_code "$WEFT_URL/readyz")
-            [[ $code == 200 ]] && return 0
-            sleep 0.1
-        done
-        if kill -0 "$WEFTD_PID" 2>/dev/null; then
-            die "weftd not ready after ${READY_TIMEOUT}s (GET /readyz answered '${code:-nothing}'; 000 = no answer)"
-        fi
-        wait "$WEFTD_PID" 2>/dev/null || true
-        WEFTD_PID=""
-        grep -qi 'in use' "$TMP/weftd.log" || break
-        say "(port $WEFT_PORT was taken, trying another)" >&2
-    done
-    die "weftd exited during start-up"
-}
-
-weftd_alive() {
-    local v
-    kill -0 "$WEFTD_PID" 2>/dev/null && return 0
-    wait "$WEFTD_PID" 2>/dev/null && v=0 || v=$?
-    WEFTD_PID=""
-    die "weftd died (exit status $v) during $1"
+    } >"$TMP/weft.ini"
 }
 
 # ------------------------------------------------------------------ node ---
 
 start_node() {
-    local mode=$1 workers=0 deadline port url
+    local mode=$1 workers=0 port url
     [[ $mode == cluster ]] && workers=$NODE_WORKERS
     for _ in 1 2 3; do
-        port=$(pick_port) || die "no free loopback port found"
+        port=$(bench_pick_port) || die "no free loopback port found"
         url=http://127.0.0.1:$port
         (cd "$NODE_DIR" && exec env NODE_ENV=production PORT="$port" PGHOST="$PG_RUN" PGPORT="$PG_PORT" \
             PGDATABASE=bench PGUSER="$PG_USER" POOL_TOTAL=$((POOL_SIZE * THREADS)) WORKERS="$workers" \
             node server.js) >"$TMP/node-$mode.log" 2>&1 &
         NODE_PID[$mode]=$!
-        deadline=$((SECONDS + 30))
-        while ((SECONDS < deadline)); do
-            kill -0 "${NODE_PID[$mode]}" 2>/dev/null || break
-            if [[ $(http_code "$url${ITEM_PATH}1") == 200 ]]; then
-                NODE_URL[$mode]=$url
-                NODE_KIDS[$mode]=$(pgrep -P "${NODE_PID[$mode]}" | tr '\n' ' ' || true)
-                return 0
-            fi
-            sleep 0.2
-        done
+        if bench_wait_http "${NODE_PID[$mode]}" "$url${ITEM_PATH}1" 30 0.2; then
+            NODE_URL[$mode]=$url
+            NODE_KIDS[$mode]=$(pgrep -P "${NODE_PID[$mode]}" | tr '\n' ' ' || true)
+            return 0
+        fi
         kill -0 "${NODE_PID[$mode]}" 2>/dev/null && die "node ($mode) did not answer within 30 s"
         wait "${NODE_PID[$mode]}" 2>/dev/null || true
         NODE_PID[$mode]=""
@@ -480,114 +264,21 @@ check_same_bytes() {
     done
 }
 
-# ------------------------------------------------------- CPU accounting ----
-
-# The cores are shared by the load generator, the server and PostgreSQL:
-# every run records how much CPU each one used.
-# Sets CPU_BUSY and CPU_ALL: jiffies of all CPUs (/proc/stat).
-cpu_sample() {
-    local _u n s i w q sq st
-    read -r _ _u n s i w q sq st _ </proc/stat
-    CPU_BUSY=$((_u + n + s + q + sq + st))
-    CPU_ALL=$((CPU_BUSY + i + w))
-}
-
-# Sets TREE_TICKS: user+system jiffies of the processes, their reaped
-# children and their live children (postgres backends, cluster workers).
-# The difference of two samples is exact even when a child is reaped in
-# between: it leaves the live sum and enters the parent's children account.
-tree_ticks() {
-    local pid kid stat f
-    TREE_TICKS=0
-    for pid in "$@"; do
-        [[ -r /proc/$pid/stat ]] || continue
-        read -r stat <"/proc/$pid/stat" || continue
-        read -ra f <<<"${stat##*) }"
-        TREE_TICKS=$((TREE_TICKS + f[11] + f[12] + f[13] + f[14]))
-        for kid in $(pgrep -P "$pid" || true); do
-            read -r stat 2>/dev/null <"/proc/$kid/stat" || continue
-            read -ra f <<<"${stat##*) }"
-            TREE_TICKS=$((TREE_TICKS + f[11] + f[12] + f[13] + f[14]))
-        done
-    done
-}
-
-# Sets CHILD_MS: CPU ms of this shell's reaped children (wrk, pgbench), from
-# `times` (not in a $(...): a subshell has its own, empty, children account).
-child_ms() {
-    local a b m s
-    times >"$TMP/times"
-    { read -r _ _; read -r a b; } <"$TMP/times"
-    CHILD_MS=0
-    for m in "$a" "$b"; do
-        s=${m#*m}
-        s=${s%s}
-        s=${s//,/.}
-        CHILD_MS=$((CHILD_MS + ${m%%m*} * 60000 + 10#${s%.*} * 1000 + 10#${s#*.}))
-    done
-}
-
-cores() { awk -v t="$1" -v all="$2" -v n="$NCPU" 'BEGIN { printf "%.2f", (all > 0 ? t * n / all : 0) }'; }
-
-# Before and after a run: fills C[srv] (the HTTP server), C[pg]
-# (PostgreSQL: postmaster and backends), C[load] (wrk or pgbench) and
-# C[other] (everything else on the machine), in cores.
-acct_start() {
-    ACCT_SRV=("$@")
-    cpu_sample
-    A_B0=$CPU_BUSY A_A0=$CPU_ALL
-    tree_ticks "${ACCT_SRV[@]}"
-    A_S0=$TREE_TICKS
-    tree_ticks "$PG_PID"
-    A_P0=$TREE_TICKS
-    A_K0=$(pgrep -c -P "$PG_PID" || true)
-    child_ms
-    A_C0=$CHILD_MS
-}
-
-acct_end() {
-    local srv pg gen all i
-    cpu_sample
-    all=$((CPU_ALL - A_A0))
-    child_ms
-    gen=$(((CHILD_MS - A_C0) * CLK_TCK / 1000))
-    tree_ticks "${ACCT_SRV[@]}"
-    srv=$((TREE_TICKS - A_S0))
-    # pgbench's backends take a moment to exit and be reaped after pgbench
-    # did; until then their CPU shows nowhere (an exited, unreaped process
-    # reads as 0). Wait for them (at most 5 s) before counting PostgreSQL.
-    for ((i = 0; i < 50; i++)); do
-        (($(pgrep -c -P "$PG_PID" || true) <= A_K0)) && break
-        sleep 0.1
-    done
-    tree_ticks "$PG_PID"
-    pg=$((TREE_TICKS - A_P0))
-    C[srv]=$(cores "$srv" "$all")
-    ((${#ACCT_SRV[@]})) || C[srv]=-
-    C[pg]=$(cores "$pg" "$all")
-    C[load]=$(cores "$gen" "$all")
-    # pg may include the backends' exit after the run, which CPU_BUSY (sampled
-    # at the run's end) does not: never below 0.
-    i=$((CPU_BUSY - A_B0 - srv - pg - gen))
-    C[other]=$(cores "$((i > 0 ? i : 0))" "$all")
-    awk -v o="${C[other]}" -v m="$MAX_OTHER" 'BEGIN { exit !(o > m) }' && MAX_OTHER=${C[other]}
-    return 0
-}
-
 # ------------------------------------------------------------ load runs ----
 
 RUN_SEQ=0
-declare -A R=() C=()
+declare -A R=()
 
 # run_wrk NAME URL CONNS SECONDS TIMEOUT SERVER_PIDS -- LUA_ARGS...
-# Fills R[...] from db_read.lua's summary line, plus the CPU accounting.
+# Fills R[...] from db_read.lua's summary line, plus the CPU accounting
+# (C[...], bench_acct_start/end).
 run_wrk() {
-    local name=$1 url=$2 conns=$3 secs=$4 tmo=$5 pids=$6 out line kv
+    local name=$1 url=$2 conns=$3 secs=$4 tmo=$5 pids=$6 out
     shift 7
     RUN_SEQ=$((RUN_SEQ + 1))
     out=$TMP/runs/$(printf '%03d' "$RUN_SEQ")-$name.txt
     # shellcheck disable=SC2086 # pid list
-    acct_start $pids
+    bench_acct_start $pids
     # In the background + wait: a foreground child would defer Ctrl-C (bash
     # runs the INT trap only when a foreground child dies of the signal).
     wrk -t"$WRK_THREADS" -c"$conns" -d"${secs}s" --timeout "$tmo" --latency \
@@ -595,49 +286,28 @@ run_wrk() {
     LOAD_PID=$!
     wait "$LOAD_PID" || die "wrk failed: $(cat "$out")"
     LOAD_PID=""
-    acct_end
-    line=$(grep '^WEFTBENCH ' "$out" | tail -n 1) || die "wrk printed no summary: $(cat "$out")"
-    R=()
-    for kv in $line; do
-        [[ $kv == *=* ]] && R[${kv%%=*}]=${kv#*=}
-    done
-    R[sockerr]=$((R[err_connect] + R[err_read] + R[err_write] + R[err_timeout]))
-    R[p99_ms]=$(us_to_ms "${R[p99_us]}")
-    R[p50_ms]=$(us_to_ms "${R[p50_us]}")
-    R[max_ms]=$(us_to_ms "${R[max_us]}")
-    if ((R[non2xx] + R[sockerr] == 0)); then
-        R[errtext]=none
-    else
-        R[errtext]="non-2xx ${R[non2xx]} (404 ${R[s404]}, 429 ${R[s429]}, 5xx ${R[s5xx]}, other ${R[sother]}), socket errors ${R[sockerr]} (connect ${R[err_connect]} read ${R[err_read]} write ${R[err_write]} timeout ${R[err_timeout]})"
-    fi
+    bench_acct_end
+    bench_wrk_result "$out" R
+    bench_wrk_errtext R
     return 0
 }
 
 # run_pgbench NAME SECONDS: pgbench -M prepared on the same SELECT.
 run_pgbench() {
-    local name=$1 secs=$2 out failed
+    local name=$1 secs=$2 out
     RUN_SEQ=$((RUN_SEQ + 1))
     out=$TMP/runs/$(printf '%03d' "$RUN_SEQ")-$name.txt
-    acct_start
+    bench_acct_start
     pgbench -n -M prepared -c "$CONNS" -j "$PGBENCH_JOBS" -T "$secs" -f "$TMP/select.pgbench" \
         -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" bench >"$out" 2>&1 &
     LOAD_PID=$!
     wait "$LOAD_PID" || die "pgbench failed: $(cat "$out")"
     LOAD_PID=""
-    acct_end
-    R=()
-    # -T counts from the start, connecting included: a short run on a busy
-    # machine may end before any transaction (then there is no tps line).
-    R[rps]=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out")
-    [[ -n ${R[rps]} ]] || R[rps]=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out" | tail -n 1)
-    R[rps]=$(awk -v t="${R[rps]:-0}" 'BEGIN { printf "%.2f", t }')
-    R[avg_ms]=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
-    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
-    R[p99_ms]="-"
-    R[p50_ms]="avg ${R[avg_ms]:-?}"
+    bench_acct_end
+    bench_pgbench_result "$out" R
     R[errtext]=none
-    if [[ -n $failed && $failed != 0 ]]; then
-        R[errtext]="$failed failed transactions"
+    if [[ -n ${R[failed]} && ${R[failed]} != 0 ]]; then
+        R[errtext]="${R[failed]} failed transactions"
     elif ! grep -q '^tps = ' "$out"; then
         R[errtext]="no transaction completed within ${secs}s: $(grep -m 1 'actually processed' "$out" || true)"
     fi
@@ -661,7 +331,7 @@ run_target() {
     pgbench) run_pgbench "$kind-pgbench" "$secs" ;;
     weftd)
         run_wrk "$kind-weftd" "$WEFT_URL" "$CONNS" "$secs" 5s "$WEFTD_PID" -- items "$ITEM_PATH" "$ROWS"
-        weftd_alive "the $kind run"
+        bench_weftd_alive "the $kind run"
         ;;
     node-*)
         # shellcheck disable=SC2086 # pid list
@@ -700,15 +370,15 @@ phase_read() {
             row "$r" "$t"
             RPS[$t]+=" ${R[rps]}"
             P99[$t]+=" ${R[p99_ms]}"
-            SRVUS[$t]+=" $(per_req "${C[srv]}" "${R[rps]}")"
-            PGUS[$t]+=" $(per_req "${C[pg]}" "${R[rps]}")"
+            SRVUS[$t]+=" $(bench_per_req "${C[srv]}" "${R[rps]}")"
+            PGUS[$t]+=" $(bench_per_req "${C[pg]}" "${R[rps]}")"
             [[ ${R[errtext]} == none ]] || FAILURES+=("read $t run $r: ${R[errtext]}")
         done
     done
     declare -gA MED=()
     for t in "${targets[@]}"; do
         # shellcheck disable=SC2086 # one number per word
-        MED[$t]=$(median ${RPS[$t]})
+        MED[$t]=$(bench_median ${RPS[$t]})
     done
     for m in $NODE_MODES; do
         if ge "${MED[node-$m]}" "$best" && [[ ${MED[node-$m]} != "$best" || -z $best_node ]]; then
@@ -721,19 +391,19 @@ phase_read() {
     for t in "${targets[@]}"; do
         # shellcheck disable=SC2086 # one number per word
         if [[ $t == pgbench ]]; then
-            printf '  %-13s %11s tps    srv      - µs  pg %6s µs\n' "$t" "${MED[$t]}" "$(median ${PGUS[$t]})"
+            printf '  %-13s %11s tps    srv      - µs  pg %6s µs\n' "$t" "${MED[$t]}" "$(bench_median ${PGUS[$t]})"
         else
             printf '  %-13s %11s req/s  srv %6s µs  pg %6s µs   p99 ms:%s\n' "$t" "${MED[$t]}" \
-                "$(median ${SRVUS[$t]})" "$(median ${PGUS[$t]})" "${P99[$t]}"
+                "$(bench_median ${SRVUS[$t]})" "$(bench_median ${PGUS[$t]})" "${P99[$t]}"
         fi
     done
-    RATIO_NODE=n/a RATIO_PG=$(ratio "${MED[weftd]}" "${MED[pgbench]}")
+    RATIO_NODE=n/a RATIO_PG=$(bench_ratio "${MED[weftd]}" "${MED[pgbench]}")
     if [[ -n $best_node ]]; then
-        RATIO_NODE=$(ratio "${MED[weftd]}" "${MED[$best_node]}")
+        RATIO_NODE=$(bench_ratio "${MED[weftd]}" "${MED[$best_node]}")
         say "weftd / node   = $RATIO_NODE  (against $best_node, the better node median)"
         for m in $NODE_MODES; do
             [[ node-$m == "$best_node" ]] && continue
-            say "                 $(ratio "${MED[weftd]}" "${MED[node-$m]}")  against node-$m"
+            say "                 $(bench_ratio "${MED[weftd]}" "${MED[node-$m]}")  against node-$m"
         done
     fi
     say "weftd / pgbench tps = $RATIO_PG"
@@ -770,9 +440,9 @@ phase_login() {
         [[ $t == 200\ * ]] || die "POST /api/auth/login answered ${t%% *}: $(head -c 300 "$TMP/login.body")"
         times+=("$(awk -v s="${t#* }" 'BEGIN { printf "%.1f", s * 1000 }')")
     done
-    LOGIN_ONE=$(median "${times[@]}")
+    LOGIN_ONE=$(bench_median "${times[@]}")
     run_wrk login-weftd "$WEFT_URL/api/auth/login" "$LOGIN_CONNS" "$LOGIN_DURATION" 10s "$WEFTD_PID" -- post "$body"
-    weftd_alive "the login run"
+    bench_weftd_alive "the login run"
     row_head
     row 1 weftd-login
     share=$(awk -v b="${R[non2xx]}" -v n="${R[requests]}" 'BEGIN { printf "%.2f", (n > 0 ? 100 * b / n : 0) }')
@@ -795,8 +465,9 @@ mkdir -p "$TMP/runs"
 node_deps
 printf '\\set id random(1, %d)\nSELECT id, name FROM dbtest_items WHERE id = :id;\n' "$ROWS" >"$TMP/select.pgbench"
 
-start_pg
-start_weftd
+# shellcheck disable=SC2119 # no postgresql.conf lines of its own
+bench_start_pg
+bench_start_weftd write_weft_ini
 seed_rows
 if [[ " $PHASES " == *" read "* ]]; then
     for mode in $NODE_MODES; do
@@ -805,14 +476,7 @@ if [[ " $PHASES " == *" read "* ]]; then
 fi
 check_same_bytes
 
-say "== Weft benchmark: a database read by primary key, weftd vs node vs pgbench; sign-in"
-say "date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "none yet")
-if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null || true) ]]; then
-    COMMIT+=" (+ local changes)"
-fi
-say "commit    $COMMIT"
-say "machine   $NCPU cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(free -h | awk '/^Mem:/ { print $2 }') RAM, Linux $(uname -r)"
+bench_header "a database read by primary key, weftd vs node vs pgbench; sign-in"
 say "postgres  $PG_VERSION, one server for all, Unix socket only, max_connections 200, $ROWS rows in dbtest_items"
 say "weftd     $WEFTD_VERSION, $THREADS event loops, pool $POOL_SIZE x $THREADS = $((POOL_SIZE * THREADS)) connections, $WEFT_URL"
 if [[ " $PHASES " == *" read "* && -n $NODE_MODES ]]; then
@@ -838,23 +502,14 @@ for phase in $PHASES; do
 done
 
 say ""
-if ((${#SUMMARY[@]})); then
-    say "== summary"
-    printf '  %s\n' "${SUMMARY[@]}"
-fi
+bench_summary "${SUMMARY[@]}"
 say "most CPU taken by other processes during one run: $MAX_OTHER of $NCPU cores"
-if awk -v o="$MAX_OTHER" 'BEGIN { exit !(o > 0.2) }'; then
-    say "WARNING: other work competed for the CPU during the runs: figures are noisy; rerun on a quiet machine"
-fi
+bench_warn_if_busy
 if grep -q . "$TMP/weftd.log"; then
     say "weftd log ([log] level $LOG_LEVEL): $(wc -l <"$TMP/weftd.log") line(s), the last ones:"
     tail -n 10 "$TMP/weftd.log" | sed 's/^/  | /'
 else
     say "weftd log ([log] level $LOG_LEVEL): empty"
 fi
-if ((${#FAILURES[@]})); then
-    say "== CHECKS FAILED (${#FAILURES[@]}):"
-    printf '  - %s\n' "${FAILURES[@]}"
-    exit 1
-fi
+bench_fail_if_any "${FAILURES[@]}"
 say "== all checks passed (same bytes on every server, zero non-2xx, zero socket errors, zero failed pgbench transactions)"

@@ -29,16 +29,10 @@
 # installs anything.
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_DIR=$REPO/bench
-
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-case "${1:-}" in
--h | --help) usage; exit 0 ;;
--*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-esac
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_options "$@"
+BENCH_HTTP_TIMEOUT=1 # its readiness probes have always given up after 1 s
 
 BUILD_DIR=${1:-${BUILD_DIR:-$REPO/build}}
 # A Debug build measures the compiler's -O0, not weftd: say so loudly.
@@ -62,36 +56,17 @@ LOG_LEVEL=${LOG_LEVEL:-warn}
 KEEP_TMP=${KEEP_TMP:-0}
 DATABASE=${DATABASE:-none}
 
-TMP=""
-WEFTD_PID=""
 NGINX_PID=""
 NGINX_WORKERS=""
 RELOADER_PID=""
 WRK_PID=""
 FAILURES=()
-MAX_OTHER=0
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'http_hello.sh: %s\n' "$*" >&2; exit 1; }
+# Short names for the report's many lines.
+say() { bench_say "$@"; }
+die() { bench_die "$@"; }
 
 # ---------------------------------------------------------------- cleanup --
-
-# Signal one process we started, wait up to $3 seconds, then SIGKILL it.
-stop_pid() {
-    local pid=$1 sig=$2 wait_s=$3 i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < wait_s * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "(pid $pid ignored SIG$sig for ${wait_s}s: SIGKILL)" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 # Ask the reload loop to stop after its current request, so that no reload
 # is left half-sent; signal it only if it does not finish within 15 s.
@@ -103,55 +78,29 @@ stop_reloader() {
         kill -0 "$RELOADER_PID" 2>/dev/null || break
         sleep 0.1
     done
-    stop_pid "$RELOADER_PID" TERM 5
+    bench_stop_pid "$RELOADER_PID" TERM 5
     RELOADER_PID=""
 }
 
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    set +e
-    [[ -n $WRK_PID ]] && stop_pid "$WRK_PID" TERM 5
+# Everything this script starts, stopped on exit (bench_cleanup).
+stop_all() {
+    local pid
+    [[ -n $WRK_PID ]] && bench_stop_pid "$WRK_PID" TERM 5
     stop_reloader
     if [[ -n $NGINX_PID ]]; then
-        stop_pid "$NGINX_PID" TERM 5
+        bench_stop_pid "$NGINX_PID" TERM 5
         # Workers outlive a SIGKILLed master; stop the ones we saw, by pid.
         for pid in $NGINX_WORKERS; do
             kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
         done
     fi
-    [[ -n $WEFTD_PID ]] && stop_pid "$WEFTD_PID" TERM 15
-    if ((rc != 0)) && [[ -n $TMP ]]; then
-        for f in "$TMP/weftd.log" "$TMP/nginx-error.log"; do
-            [[ -s $f ]] || continue
-            say "---- last lines of ${f##*/}" >&2
-            tail -n 20 "$f" >&2
-        done
-    fi
-    if [[ -n $TMP && -d $TMP ]]; then
-        if [[ $KEEP_TMP == 1 ]]; then
-            say "temp dir kept: $TMP" >&2
-        else
-            rm -rf "$TMP"
-        fi
-    fi
-    exit "$rc"
+    [[ -n $WEFTD_PID ]] && bench_stop_pid "$WEFTD_PID" TERM 15
 }
-trap cleanup EXIT
+trap 'bench_cleanup stop_all "$TMP/weftd.log" "$TMP/nginx-error.log"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers --
-
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-
-# Median of the arguments (mean of the two middle ones for an even count).
-median() {
-    (($#)) || { echo n/a; return 0; }
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR % 2) printf "%.2f\n", a[(NR + 1) / 2];
-              else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 
 # Nearest-rank percentile: percentile P VALUES...
 percentile() {
@@ -162,28 +111,6 @@ percentile() {
         END { i = int(p / 100 * NR); if (i < p / 100 * NR) i++; if (i < 1) i = 1;
               printf "%.2f\n", a[i] }'
 }
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-us_to_ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
-
-# A loopback port nobody uses, below the usual ephemeral range.
-pick_port() {
-    local used="" sl addr rest p i
-    while read -r sl addr rest; do
-        [[ $sl == sl ]] && continue
-        used+=" $((16#${addr##*:}))"
-    done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
-    used+=" "
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        [[ $used == *" $p "* || $p == "${WEFT_PORT:-}" ]] && continue
-        echo "$p"
-        return 0
-    done
-    return 1
-}
-
-http_code() { curl -s -o /dev/null -m 1 -w '%{http_code}' "$1" 2>/dev/null || true; }
 
 # --------------------------------------------------------------- checks ----
 
@@ -209,14 +136,12 @@ check_tools() {
 
 check_args() {
     local v c
-    for v in DURATION WARMUP RUNS WRK_THREADS THREADS RELOAD_CONNS SWAP_SAMPLES \
-        POLL_US READY_TIMEOUT; do
-        is_uint "${!v}" || die "$v must be a non-negative integer, not '${!v}'"
-    done
+    bench_check_uints DURATION WARMUP RUNS WRK_THREADS THREADS RELOAD_CONNS SWAP_SAMPLES \
+        POLL_US READY_TIMEOUT
     ((DURATION > 0 && RUNS > 0 && WRK_THREADS > 0 && THREADS > 0)) ||
         die "DURATION, RUNS, WRK_THREADS and THREADS must be positive"
     for c in $CONNS $RELOAD_CONNS; do
-        if ! is_uint "$c" || ((c < WRK_THREADS)); then
+        if ! bench_is_uint "$c" || ((c < WRK_THREADS)); then
             die "connection counts must be integers >= WRK_THREADS ($WRK_THREADS): '$c'"
         fi
     done
@@ -241,18 +166,10 @@ check_build() {
 # ----------------------------------------------------------------- weftd ---
 
 write_weft_ini() {
-    cat >"$TMP/weft.ini" <<EOF
-; generated by bench/http_hello.sh
-[server]
-listen = 127.0.0.1:$WEFT_PORT
-threads = $THREADS
-data_dir = $TMP/var
-access_log = false
-keepalive_timeout = 60s
-shutdown_timeout = 2s
-
-[log]
-level = $LOG_LEVEL
+    {
+        echo "; generated by bench/http_hello.sh"
+        bench_weft_ini_head "$WEFT_PORT"
+        cat <<EOF
 
 [database]
 ; hello needs no database; DATABASE=embedded runs weftd's private cluster.
@@ -268,15 +185,11 @@ watch = false
 path = $TMP/plugin/hello.so
 enabled = true
 EOF
+    } >"$TMP/weft.ini"
 }
 
 start_weftd() {
-    local deadline code="" unset_env=() v
-    # Our config must win: drop WEFT_* overrides from the caller's environment.
-    for v in $(compgen -e); do
-        [[ $v == WEFT_* ]] && unset_env+=(-u "$v")
-    done
-    mkdir -p "$TMP/plugin" "$TMP/var"
+    mkdir -p "$TMP/plugin"
     # Run as root, weftd runs the embedded PostgreSQL as 'postgres', which
     # must be able to reach data_dir inside our (mode 700) temp dir.
     [[ $DATABASE == embedded ]] && chmod 711 "$TMP"
@@ -284,30 +197,7 @@ start_weftd() {
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/token"
     printf 'Authorization: Bearer %s\n' "$(cat "$TMP/token")" >"$TMP/auth.header"
     chmod 600 "$TMP/token" "$TMP/auth.header"
-    for _ in 1 2 3; do
-        WEFT_PORT=$(pick_port) || die "no free loopback port found"
-        WEFT_URL=http://127.0.0.1:$WEFT_PORT
-        write_weft_ini
-        "$WEFTD" --check-config "$TMP/weft.ini" >"$TMP/check.log" 2>&1 ||
-            die "weftd --check-config rejected the generated config: $(cat "$TMP/check.log")"
-        env "${unset_env[@]}" "$WEFTD" --config "$TMP/weft.ini" >"$TMP/weftd.log" 2>&1 &
-        WEFTD_PID=$!
-        deadline=$((SECONDS + READY_TIMEOUT))
-        while ((SECONDS < deadline)); do
-            kill -0 "$WEFTD_PID" 2>/dev/null || break
-            code=$(http_code "$WEFT_URL/readyz")
-            [[ $code == 200 ]] && return 0
-            sleep 0.1
-        done
-        if kill -0 "$WEFTD_PID" 2>/dev/null; then
-            die "weftd not ready after ${READY_TIMEOUT}s (GET /readyz answered '${code:-nothing}'; 000 = no answer)"
-        fi
-        wait "$WEFTD_PID" 2>/dev/null || true
-        WEFTD_PID=""
-        grep -qi 'in use' "$TMP/weftd.log" || break
-        say "(port $WEFT_PORT was taken, trying another)" >&2
-    done
-    die "weftd exited during start-up"
+    bench_start_weftd write_weft_ini
 }
 
 # Fetch GET /api/hello/ping from weftd: the bytes nginx will serve.
@@ -371,25 +261,19 @@ EOF
 }
 
 start_nginx() {
-    local deadline
     mkdir -p "$TMP/nginx"
     for _ in 1 2 3; do
-        NGINX_PORT=$(pick_port) || die "no free loopback port found"
+        NGINX_PORT=$(bench_pick_port "${WEFT_PORT:-}") || die "no free loopback port found"
         NGINX_URL=http://127.0.0.1:$NGINX_PORT
         write_nginx_conf
         nginx -t -q -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx-error.log" ||
             die "nginx -t rejected the generated config ($TMP/nginx/nginx.conf)"
         nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx-error.log" &
         NGINX_PID=$!
-        deadline=$((SECONDS + 10))
-        while ((SECONDS < deadline)); do
-            kill -0 "$NGINX_PID" 2>/dev/null || break
-            if [[ $(http_code "$NGINX_URL/api/hello/ping") == 200 ]]; then
-                NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ' || true)
-                return 0
-            fi
-            sleep 0.1
-        done
+        if bench_wait_http "$NGINX_PID" "$NGINX_URL/api/hello/ping" 10; then
+            NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ' || true)
+            return 0
+        fi
         kill -0 "$NGINX_PID" 2>/dev/null && die "nginx did not answer within 10 s"
         wait "$NGINX_PID" 2>/dev/null || true
         NGINX_PID=""
@@ -412,14 +296,8 @@ check_same_bytes() {
 WRK_SEQ=0
 declare -A W
 
-# CPU accounting, because the cores are shared with whatever else runs on
-# the machine. Sets CPU_BUSY and CPU_ALL: jiffies of all CPUs (/proc/stat).
-cpu_sample() {
-    local _u n s i w q sq st
-    read -r _ _u n s i w q sq st _ </proc/stat
-    CPU_BUSY=$((_u + n + s + q + sq + st))
-    CPU_ALL=$((CPU_BUSY + i + w))
-}
+# CPU accounting (bench_cpu_sample, bench_child_ms, bench_cores), because
+# the cores are shared with whatever else runs on the machine.
 
 # Sets PID_TICKS: user+system jiffies of the pids and their reaped children.
 pid_ticks() {
@@ -433,34 +311,17 @@ pid_ticks() {
     done
 }
 
-# Sets CHILD_MS: CPU ms of this shell's reaped children (wrk), from `times`
-# (not in a $(...): a subshell has its own, empty, children account).
-child_ms() {
-    local a b m s
-    times >"$TMP/times"
-    { read -r _ _; read -r a b; } <"$TMP/times"
-    CHILD_MS=0
-    for m in "$a" "$b"; do
-        s=${m#*m}
-        s=${s%s}
-        s=${s//,/.}
-        CHILD_MS=$((CHILD_MS + ${m%%m*} * 60000 + 10#${s%.*} * 1000 + 10#${s#*.}))
-    done
-}
-
-cores() { awk -v t="$1" -v all="$2" -v n="$NCPU" 'BEGIN { printf "%.2f", (all > 0 ? t * n / all : 0) }'; }
-
 # run_wrk NAME URL CONNS SECONDS: fills W[...] from the summary.lua line,
 # plus the CPU (in cores) the server, wrk and everything else used meanwhile.
 run_wrk() {
-    local name=$1 url=$2 conns=$3 secs=$4 out line kv pids b0 a0 s0 r0 c0 srv wrk rel all other
+    local name=$1 url=$2 conns=$3 secs=$4 out pids b0 a0 s0 r0 c0 srv wrk rel all other
     WRK_SEQ=$((WRK_SEQ + 1))
     out=$TMP/wrk/$(printf '%03d' "$WRK_SEQ")-$name-c$conns.txt
     pids=$WEFTD_PID
     [[ $url == "$NGINX_URL" ]] && pids="$NGINX_PID $NGINX_WORKERS"
     # shellcheck disable=SC2086 # pid lists
-    { cpu_sample; pid_ticks $pids; s0=$PID_TICKS; pid_ticks $RELOADER_PID; r0=$PID_TICKS; }
-    child_ms
+    { bench_cpu_sample; pid_ticks $pids; s0=$PID_TICKS; pid_ticks $RELOADER_PID; r0=$PID_TICKS; }
+    bench_child_ms
     c0=$CHILD_MS b0=$CPU_BUSY a0=$CPU_ALL
     # In the background + wait: a foreground wrk would defer Ctrl-C (bash
     # runs the INT trap only when a foreground child dies of the signal).
@@ -469,26 +330,20 @@ run_wrk() {
     WRK_PID=$!
     wait "$WRK_PID" || die "wrk failed: $(cat "$out")"
     WRK_PID=""
-    child_ms
+    bench_child_ms
     # shellcheck disable=SC2086
-    { cpu_sample; pid_ticks $pids; srv=$((PID_TICKS - s0)); pid_ticks $RELOADER_PID; rel=$((PID_TICKS - r0)); }
+    { bench_cpu_sample; pid_ticks $pids; srv=$((PID_TICKS - s0)); pid_ticks $RELOADER_PID; rel=$((PID_TICKS - r0)); }
     wrk=$(((CHILD_MS - c0) * CLK_TCK / 1000))
     all=$((CPU_ALL - a0))
-    line=$(grep '^WEFTBENCH ' "$out" | tail -n 1) || die "wrk printed no summary: $(cat "$out")"
-    W=()
-    for kv in $line; do
-        [[ $kv == *=* ]] && W[${kv%%=*}]=${kv#*=}
-    done
-    W[sockerr]=$((W[err_connect] + W[err_read] + W[err_write] + W[err_timeout]))
-    W[p99_ms]=$(us_to_ms "${W[p99_us]}")
-    W[srv_cores]=$(cores "$srv" "$all")
-    W[wrk_cores]=$(cores "$wrk" "$all")
-    W[rel_cores]=$(cores "$rel" "$all")
+    bench_wrk_result "$out" W
+    W[srv_cores]=$(bench_cores "$srv" "$all")
+    W[wrk_cores]=$(bench_cores "$wrk" "$all")
+    W[rel_cores]=$(bench_cores "$rel" "$all")
     # The rest: other processes, and kernel (softirq) work on our loopback
     # traffic that was not charged to our processes; < 0.05 when quiet.
     other=$((CPU_BUSY - b0 - srv - wrk - rel))
     ((other > 0)) || other=0
-    W[other_cores]=$(cores "$other" "$all")
+    W[other_cores]=$(bench_cores "$other" "$all")
     W[req_cpu_s]=$(awk -v r="${W[requests]}" -v t="$srv" -v hz="$CLK_TCK" \
         'BEGIN { printf "%.0f", (t > 0 ? r / (t / hz) : 0) }')
     if ((W[non2xx] + W[sockerr] == 0)); then
@@ -538,8 +393,8 @@ phase_throughput() {
                 fi
             done
         done
-        MED_W[$c]=$(median "${rps_w[@]}") MED_N[$c]=$(median "${rps_n[@]}")
-        EFF_W[$c]=$(median "${eff_w[@]}") EFF_N[$c]=$(median "${eff_n[@]}")
+        MED_W[$c]=$(bench_median "${rps_w[@]}") MED_N[$c]=$(bench_median "${rps_n[@]}")
+        EFF_W[$c]=$(bench_median "${eff_w[@]}") EFF_N[$c]=$(bench_median "${eff_n[@]}")
     done
     say ""
     say "medians over $RUNS runs:"
@@ -547,8 +402,8 @@ phase_throughput() {
         "weftd req/cpu-s" "nginx req/cpu-s" weftd/nginx
     for c in $CONNS; do
         printf '%-6s %12s %12s %12s   %14s %14s %12s\n' "$c" "${MED_W[$c]}" "${MED_N[$c]}" \
-            "$(ratio "${MED_W[$c]}" "${MED_N[$c]}")" "${EFF_W[$c]}" "${EFF_N[$c]}" \
-            "$(ratio "${EFF_W[$c]}" "${EFF_N[$c]}")"
+            "$(bench_ratio "${MED_W[$c]}" "${MED_N[$c]}")" "${EFF_W[$c]}" "${EFF_N[$c]}" \
+            "$(bench_ratio "${EFF_W[$c]}" "${EFF_N[$c]}")"
     done
 }
 
@@ -679,11 +534,11 @@ phase_reload() {
     ok=$(grep -c '^200 .*"state" *: *"running"' "$log" || true)
     bad=$((n - ok))
     # shellcheck disable=SC2046 # one number per word
-    tmed=$(median $(awk '$1 == 200 { printf "%.2f\n", $2 * 1000 }' "$log"))
+    tmed=$(bench_median $(awk '$1 == 200 { printf "%.2f\n", $2 * 1000 }' "$log"))
     # shellcheck disable=SC2046
     tmax=$(percentile 100 $(awk '$1 == 200 { printf "%.2f\n", $2 * 1000 }' "$log"))
     say "p99: alone $base_p99 ms, control loop $ctl_p99 ms, reloads $rel_p99 ms;" \
-        "with reloads / alone: $(ratio "$rel_p99" "$base_p99")x, with reloads / control: $(ratio "$rel_p99" "$ctl_p99")x"
+        "with reloads / alone: $(bench_ratio "$rel_p99" "$base_p99")x, with reloads / control: $(bench_ratio "$rel_p99" "$ctl_p99")x"
     say "reloads: $n sent in ${DURATION}s, $ok answered 200 state=running, $bad other"
     say "reload answer time under load: median $tmed ms, max $tmax ms"
     if ((bad > 0)); then
@@ -720,8 +575,8 @@ phase_swap() {
         ((reconn == 0)) || FAILURES+=("swap sample $i: the ping connection was dropped $reconn time(s)")
     done
     ((${#firsts[@]})) || die "no swap sample succeeded"
-    SWAP_FIRST="median $(median "${firsts[@]}") ms, p90 $(percentile 90 "${firsts[@]}") ms, max $(percentile 100 "${firsts[@]}") ms"
-    SWAP_REPLY="median $(median "${replies[@]}") ms, p90 $(percentile 90 "${replies[@]}") ms, max $(percentile 100 "${replies[@]}") ms"
+    SWAP_FIRST="median $(bench_median "${firsts[@]}") ms, p90 $(percentile 90 "${firsts[@]}") ms, max $(percentile 100 "${firsts[@]}") ms"
+    SWAP_REPLY="median $(bench_median "${replies[@]}") ms, p90 $(percentile 90 "${replies[@]}") ms, max $(percentile 100 "${replies[@]}") ms"
     say "request -> new version serving: $SWAP_FIRST (${#firsts[@]} samples)"
     say "request -> reload answered:     $SWAP_REPLY"
 }
@@ -740,14 +595,7 @@ fetch_ping
 start_nginx
 check_same_bytes
 
-say "== Weft benchmark: weftd vs nginx, GET /api/hello/ping"
-say "date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "none yet")
-if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null || true) ]]; then
-    COMMIT+=" (+ local changes)"
-fi
-say "commit    $COMMIT"
-say "machine   $NCPU cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(free -h | awk '/^Mem:/ { print $2 }') RAM, Linux $(uname -r)"
+bench_header "weftd vs nginx, GET /api/hello/ping"
 say "weftd     $WEFTD_VERSION, $THREADS event loops, $WEFT_URL, plugin hello $PING_VERSION, database: $DATABASE"
 say "nginx     $(nginx -v 2>&1 | sed 's/^nginx version: //'), $THREADS workers, $NGINX_URL"
 say "wrk       $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }'), $WRK_THREADS threads, --timeout 5s"
@@ -763,12 +611,6 @@ done
 
 say ""
 say "largest 'other' CPU during one wrk run: $MAX_OTHER of $NCPU cores (under 0.05 on a quiet machine)"
-if awk -v o="$MAX_OTHER" 'BEGIN { exit !(o > 0.2) }'; then
-    say "WARNING: other work competed for the CPU during the runs: figures are noisy; rerun on a quiet machine"
-fi
-if ((${#FAILURES[@]})); then
-    say "== CHECKS FAILED (${#FAILURES[@]}):"
-    printf '  - %s\n' "${FAILURES[@]}"
-    exit 1
-fi
+bench_warn_if_busy
+bench_fail_if_any "${FAILURES[@]}"
 say "== all checks passed (zero non-2xx responses, zero socket errors, every reload answered 200)"

@@ -54,16 +54,9 @@
 # as the `postgres` user (runuser).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_DIR=$REPO/bench
-
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-case "${1:-}" in
--h | --help) usage; exit 0 ;;
--*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-esac
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_options "$@"
 
 BUILD_DIR=${1:-${BUILD_DIR:-$REPO/build-rel}}
 DURATION=${DURATION:-10}
@@ -96,148 +89,47 @@ READY_TIMEOUT=${READY_TIMEOUT:-60}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 KEEP_TMP=${KEEP_TMP:-0}
 
-TMP=""
-PG_DATA=""
-PG_RUN=""
-PG_PORT=5432
-PG_PID=""
-PG_STARTED=0
-PG_USER=""
-WEFTD_PID=""
 WEFTD_HASHING=""
 LOAD_PID=""
 FAILURES=()
 SUMMARY=()
 MD=()
-MAX_OTHER=0
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 # A well-formed argon2id string for accounts made with SQL (seeded, and the
 # pgbench peer's): nobody signs in with them.
 # shellcheck disable=SC2016 # a literal, not an expansion
 PW_HASH='$argon2id$v=19$m=65536,t=2,p=1$YmVuY2hzZWVkc2FsdDAwMA$Zm9yIHRoZSBiZW5jaCBvbmx5LCBuZXZlciBhIHJlYWwgcGFzc3dvcmQ'
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'referral.sh: %s\n' "$*" >&2; exit 1; }
+# Short names for the report's many lines.
+say() { bench_say "$@"; }
+die() { bench_die "$@"; }
 
 # ---------------------------------------------------------------- cleanup --
 
-# Signal one process we started, wait up to $3 seconds, then SIGKILL it.
-stop_pid() {
-    local pid=$1 sig=$2 wait_s=$3 i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < wait_s * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "(pid $pid ignored SIG$sig for ${wait_s}s: SIGKILL)" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-# PostgreSQL refuses to run as root: as root, run it as `postgres`.
-as_pg() {
-    if ((EUID == 0)); then
-        (cd / && runuser -u postgres -- "$@")
-    else
-        (cd / && "$@")
-    fi
-}
-
-stop_pg() {
-    local pid i
-    ((PG_STARTED)) || return 0
-    PG_STARTED=0
-    [[ -f $PG_DATA/postmaster.pid ]] || return 0
-    pid=$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)
-    as_pg "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -m fast -w -t 30 stop >>"$TMP/pg_ctl.log" 2>&1 && return 0
-    [[ $pid =~ ^[0-9]+$ ]] || return 0
-    say "(pg_ctl stop failed: SIGQUIT to postmaster $pid)" >&2
-    kill -QUIT "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
 stop_weftd() {
     [[ -n $WEFTD_PID ]] || return 0
-    stop_pid "$WEFTD_PID" TERM 15
+    bench_stop_pid "$WEFTD_PID" TERM 15
     WEFTD_PID=""
 }
 
-cleanup() {
-    local rc=$? f
-    trap - EXIT INT TERM
-    set +e
-    [[ -n $LOAD_PID ]] && stop_pid "$LOAD_PID" TERM 5
+# Everything this script starts, stopped on exit (bench_cleanup).
+stop_all() {
+    [[ -n $LOAD_PID ]] && bench_stop_pid "$LOAD_PID" TERM 5
     stop_weftd
-    stop_pg
-    if ((rc != 0)) && [[ -n $TMP ]]; then
-        for f in "$TMP/weftd.log" "$TMP/pg/postgres.log"; do
-            [[ -s $f ]] || continue
-            say "---- last lines of ${f#"$TMP"/}" >&2
-            tail -n 20 "$f" >&2
-        done
-    fi
-    if [[ -n $TMP && -d $TMP ]]; then
-        if [[ $KEEP_TMP == 1 ]]; then
-            say "temp dir kept: $TMP" >&2
-        else
-            rm -rf "$TMP"
-        fi
-    fi
-    exit "$rc"
+    bench_stop_pg
 }
-trap cleanup EXIT
+trap 'bench_cleanup stop_all "$TMP/weftd.log" "$TMP/pg/postgres.log"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers --
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-
-# Median of the arguments (mean of the two middle ones for an even count).
-median() {
-    (($#)) || { echo n/a; return 0; }
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR % 2) printf "%.2f\n", a[(NR + 1) / 2];
-              else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 # medof "N N N": the median of a space-separated list.
 medof() {
     # shellcheck disable=SC2086 # one number per word
-    median $1
+    bench_median $1
 }
+# weftd / peer with 3 decimals (bench_ratio has 2), n/a when the peer is 0.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
-us_to_ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
-per_req() { awk -v c="$1" -v r="$2" 'BEGIN { if (c == "-" || r <= 0) print "-"; else printf "%.1f", c * 1e6 / r }'; }
-
-# A loopback port nobody uses, below the usual ephemeral range.
-pick_port() {
-    local used="" sl addr rest p i
-    while read -r sl addr rest; do
-        [[ $sl == sl ]] && continue
-        used+=" $((16#${addr##*:}))"
-    done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
-    used+=" "
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        [[ $used == *" $p "* ]] && continue
-        echo "$p"
-        return 0
-    done
-    return 1
-}
-
-http_code() { curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null || true; }
-
-psql_bench() {
-    psql -X -q -At -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" -d bench "$@"
-}
 
 # A JSON string member of a file's (compact) JSON: json_str FILE KEY.
 json_str() { sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p" "$1" | head -n 1; }
@@ -248,11 +140,9 @@ json_user_id() { sed -n 's/.*"user":{"id":\([0-9]*\).*/\1/p' "$1" | head -n 1; }
 
 check_args() {
     local v
-    for v in DURATION WARMUP RUNS READ_CONNS SIGNUP_CONNS WRK_THREADS PGBENCH_JOBS THREADS \
+    bench_check_uints DURATION WARMUP RUNS READ_CONNS SIGNUP_CONNS WRK_THREADS PGBENCH_JOBS THREADS \
         POOL_SIZE PG_CLIENTS ACCOUNTS PAGE REFERRERS LIGHT_OPSLIMIT LIGHT_CONCURRENCY SUBS SIGNUPS \
-        LAT_RUNS GAP_MS LAT_CONTROL READY_TIMEOUT; do
-        is_uint "${!v}" || die "$v must be a non-negative integer, not '${!v}'"
-    done
+        LAT_RUNS GAP_MS LAT_CONTROL READY_TIMEOUT
     ((DURATION > 0 && RUNS > 0 && WRK_THREADS > 0 && THREADS > 0 && POOL_SIZE > 0 &&
         PGBENCH_JOBS > 0 && PG_CLIENTS > 0 && PAGE > 0 && PAGE <= 100 && SIGNUPS > 0 && LAT_RUNS > 0)) ||
         die "DURATION, RUNS, WRK_THREADS, THREADS, POOL_SIZE, PGBENCH_JOBS, SIGNUPS, LAT_RUNS must be positive; PAGE 1..100"
@@ -272,24 +162,15 @@ check_args() {
 }
 
 check_tools() {
-    local missing=() pkgs=() t
+    local missing=() pkgs=()
     PATH=$PATH:/usr/sbin:/sbin
     command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
     command -v curl >/dev/null || { missing+=(curl); pkgs+=(curl); }
     command -v cc >/dev/null || { missing+=(cc); pkgs+=(gcc); }
-    for t in psql pgbench; do
-        command -v "$t" >/dev/null || { missing+=("$t"); pkgs+=(postgresql-client); }
-    done
-    for t in initdb pg_ctl; do
-        [[ -x $PG_BINDIR/$t ]] || { missing+=("$PG_BINDIR/$t"); pkgs+=(postgresql); }
-    done
+    bench_need_pg_tools
     PG_INC=$(pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
     [[ -f $PG_INC/libpq-fe.h ]] || { missing+=("$PG_INC/libpq-fe.h"); pkgs+=(libpq-dev); }
-    if ((EUID == 0)); then
-        command -v runuser >/dev/null || { missing+=(runuser); pkgs+=(util-linux); }
-        id postgres >/dev/null 2>&1 ||
-            die "running as root, PostgreSQL must run as the 'postgres' user, which does not exist (install the postgresql package, or run as another user)"
-    fi
+    bench_need_pg_user
     if ((${#missing[@]})); then
         {
             say "missing tool(s): ${missing[*]}"
@@ -330,49 +211,6 @@ build_client() {
         >"$TMP/cc.log" 2>&1 || die "building referral_latency failed: $(cat "$TMP/cc.log")"
 }
 
-# ------------------------------------------------------------ PostgreSQL ---
-
-start_pg() {
-    local pg=$TMP/pg
-    PG_USER=$(id -un)
-    ((EUID == 0)) && PG_USER=postgres
-    # As root, postgres must get through our (mode 700) temp dir to its own
-    # directories: 0711 lets it through without listing anything.
-    chmod 0711 "$TMP"
-    mkdir -p "$pg/data" "$pg/run"
-    chmod 0711 "$pg"
-    chmod 0700 "$pg/data" "$pg/run"
-    : >"$pg/postgres.log"
-    if ((EUID == 0)); then
-        chown postgres: "$pg/data" "$pg/run" "$pg/postgres.log"
-    fi
-    PG_DATA=$pg/data
-    PG_RUN=$pg/run
-    as_pg "$PG_BINDIR/initdb" -D "$PG_DATA" -A trust -U "$PG_USER" -E UTF8 --locale=C.UTF-8 -N \
-        >"$TMP/initdb.log" 2>&1 || die "initdb failed: $(tail -n 20 "$TMP/initdb.log")"
-    cat >>"$PG_DATA/postgresql.conf" <<EOF
-
-# added by bench/referral.sh
-listen_addresses = ''
-unix_socket_directories = '$PG_RUN'
-port = $PG_PORT
-max_connections = 200
-shared_buffers = 128MB
-# commit -> event: the latency phase reads each signup's commit time
-track_commit_timestamp = on
-logging_collector = off
-log_line_prefix = '%m [%p] '
-EOF
-    PG_STARTED=1
-    as_pg "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -l "$pg/postgres.log" -w -t 60 start \
-        >"$TMP/pg_ctl.log" 2>&1 || die "pg_ctl start failed: $(cat "$TMP/pg_ctl.log") $(tail -n 20 "$pg/postgres.log")"
-    PG_PID=$(head -n 1 "$PG_DATA/postmaster.pid")
-    psql -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" -d postgres \
-        -c 'CREATE DATABASE bench' >"$TMP/psql.log" 2>&1 || die "CREATE DATABASE failed: $(cat "$TMP/psql.log")"
-    PG_VERSION=$(psql_bench -c 'SHOW server_version')
-    PG_CONNINFO="host=$PG_RUN port=$PG_PORT dbname=bench user=$PG_USER"
-}
-
 # ----------------------------------------------------------------- weftd ---
 
 # write_weft_ini HASHING
@@ -381,19 +219,10 @@ write_weft_ini() {
     if [[ $1 == light ]]; then
         ops=$LIGHT_OPSLIMIT mem=$LIGHT_MEMLIMIT conc=$LIGHT_CONCURRENCY
     fi
-    cat >"$TMP/weft.ini" <<EOF
-; generated by bench/referral.sh ($1 hashing)
-[server]
-listen = 127.0.0.1:$WEFT_PORT
-threads = $THREADS
-data_dir = $TMP/var
-access_log = false
-keepalive_timeout = 60s
-shutdown_timeout = 2s
-max_connections = $((SUBS + 1000))
-
-[log]
-level = $LOG_LEVEL
+    {
+        echo "; generated by bench/referral.sh ($1 hashing)"
+        bench_weft_ini_head "$WEFT_PORT" "max_connections = $((SUBS + 1000))"
+        cat <<EOF
 
 [database]
 enabled = true
@@ -418,56 +247,21 @@ watch = false
 path = $REFERRAL_SO
 enabled = true
 EOF
+    } >"$TMP/weft.ini"
 }
 
-# start_weftd HASHING: (re)start weftd with that hashing setting.
+# start_weftd HASHING: (re)start weftd with that hashing setting; its log
+# is kept across restarts.
 start_weftd() {
-    local deadline code="" unset_env=() v
+    local code
     [[ $WEFTD_HASHING == "$1" && -n $WEFTD_PID ]] && return 0
     stop_weftd
-    # Our config must win: drop WEFT_* overrides from the caller's environment.
-    for v in $(compgen -e); do
-        [[ $v == WEFT_* ]] && unset_env+=(-u "$v")
-    done
-    mkdir -p "$TMP/var"
-    for _ in 1 2 3; do
-        WEFT_PORT=$(pick_port) || die "no free loopback port found"
-        WEFT_URL=http://127.0.0.1:$WEFT_PORT
-        write_weft_ini "$1"
-        "$WEFTD" --check-config "$TMP/weft.ini" >"$TMP/check.log" 2>&1 ||
-            die "weftd --check-config rejected the generated config: $(cat "$TMP/check.log")"
-        env "${unset_env[@]}" "$WEFTD" --config "$TMP/weft.ini" >>"$TMP/weftd.log" 2>&1 &
-        WEFTD_PID=$!
-        deadline=$((SECONDS + READY_TIMEOUT))
-        while ((SECONDS < deadline)); do
-            kill -0 "$WEFTD_PID" 2>/dev/null || break
-            code=$(http_code "$WEFT_URL/readyz")
-            if [[ $code == 200 ]]; then
-                WEFTD_HASHING=$1
-                # the plugin's migrations ran when it loaded
-                code=$(http_code "$WEFT_URL/api/referral/leaderboard?limit=1")
-                [[ $code == 200 ]] || die "GET /api/referral/leaderboard answered $code: is the referral plugin loaded? ($(tail -n 5 "$TMP/weftd.log"))"
-                return 0
-            fi
-            sleep 0.1
-        done
-        if kill -0 "$WEFTD_PID" 2>/dev/null; then
-            die "weftd not ready after ${READY_TIMEOUT}s (GET /readyz answered '${code:-nothing}'; 000 = no answer)"
-        fi
-        wait "$WEFTD_PID" 2>/dev/null || true
-        WEFTD_PID=""
-        grep -qi 'in use' "$TMP/weftd.log" || break
-        say "(port $WEFT_PORT was taken, trying another)" >&2
-    done
-    die "weftd exited during start-up"
-}
-
-weftd_alive() {
-    local v
-    kill -0 "$WEFTD_PID" 2>/dev/null && return 0
-    wait "$WEFTD_PID" 2>/dev/null && v=0 || v=$?
-    WEFTD_PID=""
-    die "weftd died (exit status $v) during $1"
+    bench_start_weftd --append write_weft_ini "$1"
+    WEFTD_HASHING=$1
+    # the plugin's migrations ran when it loaded
+    code=$(bench_http_code "$WEFT_URL/api/referral/leaderboard?limit=1")
+    [[ $code == 200 ]] || die "GET /api/referral/leaderboard answered $code: is the referral plugin loaded? ($(tail -n 5 "$TMP/weftd.log"))"
+    return 0
 }
 
 # ------------------------------------------------------------------ data ---
@@ -481,7 +275,7 @@ weftd_alive() {
 # 2222222<k> (k = 3..), the ones the signups use.
 seed_accounts() {
     local n k
-    psql_bench >"$TMP/seed.log" 2>&1 <<EOF || die "seeding failed: $(cat "$TMP/seed.log")"
+    bench_psql >"$TMP/seed.log" 2>&1 <<EOF || die "seeding failed: $(cat "$TMP/seed.log")"
 SELECT setseed(0.5);
 INSERT INTO weft_users (email, username, display_name, password_hash)
 SELECT 'seed' || g || '@example.com', 'seed' || g, 'Seed account ' || g, '$PW_HASH'
@@ -511,15 +305,15 @@ FROM bench_referrers b WHERE a.user_id = b.user_id;
 VACUUM ANALYZE weft_users;
 VACUUM ANALYZE referral_accounts;
 EOF
-    n=$(psql_bench -c 'SELECT count(*) FROM referral_accounts')
+    n=$(bench_psql -c 'SELECT count(*) FROM referral_accounts')
     [[ $n == "$ACCOUNTS" ]] || die "referral_accounts should hold $ACCOUNTS rows after seeding, holds $n"
-    k=$(psql_bench -c 'SELECT count(*) FROM bench_referrers')
+    k=$(bench_psql -c 'SELECT count(*) FROM bench_referrers')
     [[ $k == "$REFERRERS" ]] || die "found $k of $REFERRERS referrers with distinct referrers"
     CODES=()
     for ((k = 1; k <= REFERRERS; k++)); do
         CODES+=("$((22222222 + k))")
     done
-    SEED_TOP=$(psql_bench -c "SELECT max(direct) || ' / ' || max(second) FROM referral_accounts")
+    SEED_TOP=$(bench_psql -c "SELECT max(direct) || ' / ' || max(second) FROM referral_accounts")
     check_counts "seeding" || die "the seeded counts differ from the links"
 }
 
@@ -527,7 +321,7 @@ EOF
 # second = the sum of their direct. A lost update would break it.
 check_counts() {
     local bad
-    bad=$(psql_bench -c "SELECT count(*) FROM referral_accounts a
+    bad=$(bench_psql -c "SELECT count(*) FROM referral_accounts a
         LEFT JOIN (SELECT referrer_id, count(*) AS n, sum(direct) AS s FROM referral_accounts
                    WHERE referrer_id IS NOT NULL GROUP BY 1) c ON c.referrer_id = a.user_id
         WHERE a.direct <> coalesce(c.n, 0) OR a.second <> coalesce(c.s, 0)") ||
@@ -551,92 +345,10 @@ register_one() {
     REG_MS=$(awk -v s="${t#* }" 'BEGIN { printf "%.1f", s * 1000 }')
 }
 
-# ------------------------------------------------------- CPU accounting ----
-
-# Sets CPU_BUSY and CPU_ALL: jiffies of all CPUs (/proc/stat).
-cpu_sample() {
-    local _u n s i w q sq st
-    read -r _ _u n s i w q sq st _ </proc/stat
-    CPU_BUSY=$((_u + n + s + q + sq + st))
-    CPU_ALL=$((CPU_BUSY + i + w))
-}
-
-# Sets TREE_TICKS: user+system jiffies of the processes, their reaped
-# children and their live children (PostgreSQL's backends).
-tree_ticks() {
-    local pid kid stat f
-    TREE_TICKS=0
-    for pid in "$@"; do
-        [[ -r /proc/$pid/stat ]] || continue
-        read -r stat <"/proc/$pid/stat" || continue
-        read -ra f <<<"${stat##*) }"
-        TREE_TICKS=$((TREE_TICKS + f[11] + f[12] + f[13] + f[14]))
-        for kid in $(pgrep -P "$pid" || true); do
-            read -r stat 2>/dev/null <"/proc/$kid/stat" || continue
-            read -ra f <<<"${stat##*) }"
-            TREE_TICKS=$((TREE_TICKS + f[11] + f[12] + f[13] + f[14]))
-        done
-    done
-}
-
-# Sets CHILD_MS: CPU ms of this shell's reaped children (wrk, pgbench), from
-# `times` (not in a $(...): a subshell has its own, empty, children account).
-child_ms() {
-    local a b m s
-    times >"$TMP/times"
-    { read -r _ _; read -r a b; } <"$TMP/times"
-    CHILD_MS=0
-    for m in "$a" "$b"; do
-        s=${m#*m}
-        s=${s%s}
-        s=${s//,/.}
-        CHILD_MS=$((CHILD_MS + ${m%%m*} * 60000 + 10#${s%.*} * 1000 + 10#${s#*.}))
-    done
-}
-
-cores() { awk -v t="$1" -v all="$2" -v n="$NCPU" 'BEGIN { printf "%.2f", (all > 0 ? t * n / all : 0) }'; }
-
-# Around a run: C[srv] (weftd, in every run: its outbox relay works in the
-# pgbench runs too), C[pg] (postmaster and backends), C[load] (wrk or
-# pgbench) and C[other] (everything else on the machine), in cores.
-acct_start() {
-    cpu_sample
-    A_B0=$CPU_BUSY A_A0=$CPU_ALL
-    tree_ticks "$WEFTD_PID"
-    A_S0=$TREE_TICKS
-    tree_ticks "$PG_PID"
-    A_P0=$TREE_TICKS
-    A_K0=$(pgrep -c -P "$PG_PID" || true)
-    child_ms
-    A_C0=$CHILD_MS
-}
-
-acct_end() {
-    local srv pg gen all i
-    cpu_sample
-    all=$((CPU_ALL - A_A0))
-    child_ms
-    gen=$(((CHILD_MS - A_C0) * CLK_TCK / 1000))
-    tree_ticks "$WEFTD_PID"
-    srv=$((TREE_TICKS - A_S0))
-    # pgbench's backends take a moment to exit and be reaped after pgbench
-    # did; until then their CPU shows nowhere. Wait for them (at most 5 s).
-    for ((i = 0; i < 50; i++)); do
-        (($(pgrep -c -P "$PG_PID" || true) <= A_K0)) && break
-        sleep 0.1
-    done
-    tree_ticks "$PG_PID"
-    pg=$((TREE_TICKS - A_P0))
-    C[srv]=$(cores "$srv" "$all")
-    C[pg]=$(cores "$pg" "$all")
-    C[load]=$(cores "$gen" "$all")
-    i=$((CPU_BUSY - A_B0 - srv - pg - gen))
-    C[other]=$(cores "$((i > 0 ? i : 0))" "$all")
-    awk -v o="${C[other]}" -v m="$MAX_OTHER" 'BEGIN { exit !(o > m) }' && MAX_OTHER=${C[other]}
-    return 0
-}
-
 # ------------------------------------------------------------ load runs ----
+# Around every run, bench_acct_start "$WEFTD_PID" and bench_acct_end fill
+# C[...]: weftd is C[srv] in every run (its outbox relay works in the
+# pgbench runs too).
 
 # Before a run: wait (at most 60 s) until weftd is idle (below 0.05 of a
 # core over 0.5 s) and the outbox is empty. After a signup run with the
@@ -644,13 +356,13 @@ acct_end() {
 # queued when it stopped; that must not land in the next run.
 settle() {
     local t0 t1 i n
-    tree_ticks "$WEFTD_PID"
+    bench_tree_ticks "$WEFTD_PID"
     t0=$TREE_TICKS
     for ((i = 0; i < 120; i++)); do
         sleep 0.5
-        tree_ticks "$WEFTD_PID"
+        bench_tree_ticks "$WEFTD_PID"
         t1=$TREE_TICKS
-        n=$(psql_bench -c 'SELECT count(*) FROM weft_outbox' 2>/dev/null || echo 1)
+        n=$(bench_psql -c 'SELECT count(*) FROM weft_outbox' 2>/dev/null || echo 1)
         ((t1 - t0 <= CLK_TCK / 40 && n == 0)) && return 0
         t0=$t1
     done
@@ -658,66 +370,48 @@ settle() {
 }
 
 RUN_SEQ=0
-declare -A R=() C=()
+declare -A R=()
 
 # run_wrk NAME PATH CONNS SECONDS TIMEOUT LUA_ARGS...
 run_wrk() {
-    local name=$1 path=$2 conns=$3 secs=$4 tmo=$5 out line kv
+    local name=$1 path=$2 conns=$3 secs=$4 tmo=$5 out
     shift 5
     RUN_SEQ=$((RUN_SEQ + 1))
     out=$TMP/runs/$(printf '%03d' "$RUN_SEQ")-$name.txt
     settle
-    acct_start
+    bench_acct_start "$WEFTD_PID"
     # In the background + wait: a foreground child would defer Ctrl-C.
     wrk -t"$WRK_THREADS" -c"$conns" -d"${secs}s" --timeout "$tmo" --latency \
         -s "$BENCH_DIR/lua/referral.lua" "$WEFT_URL$path" -- "$@" >"$out" 2>&1 &
     LOAD_PID=$!
     wait "$LOAD_PID" || die "wrk failed: $(cat "$out")"
     LOAD_PID=""
-    acct_end
-    weftd_alive "the $name run"
-    line=$(grep '^WEFTBENCH ' "$out" | tail -n 1) || die "wrk printed no summary: $(cat "$out")"
-    R=()
-    for kv in $line; do
-        [[ $kv == *=* ]] && R[${kv%%=*}]=${kv#*=}
-    done
+    bench_acct_end
+    bench_weftd_alive "the $name run"
+    bench_wrk_result "$out" R
     R[rps]=${R[ok_rps]}
-    R[sockerr]=$((R[err_connect] + R[err_read] + R[err_write] + R[err_timeout]))
-    R[p50_ms]=$(us_to_ms "${R[p50_us]}")
-    R[p99_ms]=$(us_to_ms "${R[p99_us]}")
-    if ((R[non2xx] + R[sockerr] == 0)); then
-        R[errtext]=none
-    else
-        R[errtext]="non-2xx ${R[non2xx]} (404 ${R[s404]}, 429 ${R[s429]}, 5xx ${R[s5xx]}, other ${R[sother]}), socket errors ${R[sockerr]} (connect ${R[err_connect]} read ${R[err_read]} write ${R[err_write]} timeout ${R[err_timeout]})"
-    fi
+    bench_wrk_errtext R
 }
 
 # run_pgbench NAME SCRIPT CLIENTS SECONDS [pgbench options...]
 run_pgbench() {
-    local name=$1 script=$2 clients=$3 secs=$4 out failed jobs=$PGBENCH_JOBS
+    local name=$1 script=$2 clients=$3 secs=$4 out jobs=$PGBENCH_JOBS
     shift 4
     ((jobs > clients)) && jobs=$clients
     RUN_SEQ=$((RUN_SEQ + 1))
     out=$TMP/runs/$(printf '%03d' "$RUN_SEQ")-$name.txt
     settle
-    acct_start
+    bench_acct_start "$WEFTD_PID"
     pgbench -n -M prepared -c "$clients" -j "$jobs" -T "$secs" "$@" -f "$script" \
         -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" bench >"$out" 2>&1 &
     LOAD_PID=$!
     wait "$LOAD_PID" || die "pgbench failed: $(tail -n 20 "$out")"
     LOAD_PID=""
-    acct_end
-    R=()
-    R[rps]=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out")
-    [[ -n ${R[rps]} ]] || R[rps]=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out" | tail -n 1)
-    R[rps]=$(awk -v t="${R[rps]:-0}" 'BEGIN { printf "%.2f", t }')
-    R[avg_ms]=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
-    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
-    R[p50_ms]="avg ${R[avg_ms]:-?}"
-    R[p99_ms]="-"
+    bench_acct_end
+    bench_pgbench_result "$out" R
     R[errtext]=none
-    if [[ -n $failed && $failed != 0 ]]; then
-        R[errtext]="$failed failed transactions"
+    if [[ -n ${R[failed]} && ${R[failed]} != 0 ]]; then
+        R[errtext]="${R[failed]} failed transactions"
     elif grep -q 'aborted' "$out"; then
         R[errtext]="client(s) aborted: $(grep -m 1 'aborted' "$out")"
     elif ! grep -q '^tps = ' "$out"; then
@@ -753,8 +447,8 @@ rounds() {
             row "$r" "$t"
             RPS[$t]+=" ${R[rps]}"
             P99[$t]+=" ${R[p99_ms]}"
-            SRVUS[$t]+=" $(per_req "${C[srv]}" "${R[rps]}")"
-            PGUS[$t]+=" $(per_req "${C[pg]}" "${R[rps]}")"
+            SRVUS[$t]+=" $(bench_per_req "${C[srv]}" "${R[rps]}")"
+            PGUS[$t]+=" $(bench_per_req "${C[pg]}" "${R[rps]}")"
             [[ ${R[errtext]} == none ]] || FAILURES+=("$kind $t run $r: ${R[errtext]}")
         done
     done
@@ -872,7 +566,7 @@ phase_signup() {
         [[ $REG_CODE == 201 ]] || die "a registration answered $REG_CODE: $(head -c 300 "$TMP/one.body")"
         times+=("$REG_MS")
     done
-    one=$(median "${times[@]}")
+    one=$(bench_median "${times[@]}")
     say "   one signup alone on the idle server (curl, median of 5): $one ms"
     rounds signup weftd pgbench
     SIGNUP_W[$h]=$(medof "${RPS[weftd]}")
@@ -913,15 +607,15 @@ lat_sse() {
     RUN_TAG=$((RUN_TAG + 1))
     RUN_SEQ=$((RUN_SEQ + 1))
     out=$TMP/runs/$(printf '%03d' "$RUN_SEQ")-latency-$r-$label
-    acct_start
+    bench_acct_start "$WEFTD_PID"
     "$TMP/referral_latency" sse --port "$WEFT_PORT" --subs "$subs" --signups "$SIGNUPS" \
         --tag "l${RUN_TAG}x" --code "$4" --token "$5" --user-id "$6" --gap-ms "$GAP_MS" \
         --conninfo "$PG_CONNINFO" --out "$out.samples" >"$out.txt" 2>"$out.err" &
     LOAD_PID=$!
     wait "$LOAD_PID" && rc=0 || rc=$?
     LOAD_PID=""
-    acct_end
-    weftd_alive "latency run $r ($label)"
+    bench_acct_end
+    bench_weftd_alive "latency run $r ($label)"
     ((rc <= 1)) || die "the latency client failed ($rc): $(tail -n 5 "$out.err")"
     parse_result "$out.txt"
     ((L[subscribed] == subs + 1)) ||
@@ -985,13 +679,13 @@ phase_latency() {
         # the peer, right after, on the same PostgreSQL server
         RUN_SEQ=$((RUN_SEQ + 1))
         out=$TMP/runs/$(printf '%03d' "$RUN_SEQ")-latency-$r-notify
-        acct_start
+        bench_acct_start "$WEFTD_PID"
         "$TMP/referral_latency" notify --conninfo "$PG_CONNINFO" --signups "$SIGNUPS" --gap-ms "$GAP_MS" \
             --out "$out.samples" >"$out.txt" 2>"$out.err" &
         LOAD_PID=$!
         wait "$LOAD_PID" && rc=0 || rc=$?
         LOAD_PID=""
-        acct_end
+        bench_acct_end
         ((rc <= 1)) || die "the NOTIFY peer failed ($rc): $(tail -n 5 "$out.err")"
         parse_result "$out.txt"
         L[aa_p50]=- L[aa_p99]=-
@@ -1013,26 +707,26 @@ phase_latency() {
     LAT_RATIO=$(ratio "${W[ce_p50]}" "${P[ce_p50]}")
     LAT_RATIO99=$(ratio "${W[ce_p99]}" "${P[ce_p99]}")
     say "medians over $LAT_RUNS runs, ms:"
-    say "  weftd   commit -> event  p50 $(us_to_ms "${W[ce_p50]}")  p99 $(us_to_ms "${W[ce_p99]}")  max $(us_to_ms "${W[ce_max]}")"
-    say "          answer -> event  p50 $(us_to_ms "${W[ae_p50]}")  p99 $(us_to_ms "${W[ae_p99]}")  max $(us_to_ms "${W[ae_max]}")  (event first in ${W[ae_neg]} of $SIGNUPS)"
-    say "          send -> event    p50 $(us_to_ms "${W[se_p50]}")  p99 $(us_to_ms "${W[se_p99]}")  max $(us_to_ms "${W[se_max]}")  (send -> answer p50 $(us_to_ms "${W[sa_p50]}"))"
-    say "          answer -> every one of the $SUBS leaderboard subscribers  p50 $(us_to_ms "${W[aa_p50]}")  p99 $(us_to_ms "${W[aa_p99]}")"
+    say "  weftd   commit -> event  p50 $(bench_us_to_ms "${W[ce_p50]}")  p99 $(bench_us_to_ms "${W[ce_p99]}")  max $(bench_us_to_ms "${W[ce_max]}")"
+    say "          answer -> event  p50 $(bench_us_to_ms "${W[ae_p50]}")  p99 $(bench_us_to_ms "${W[ae_p99]}")  max $(bench_us_to_ms "${W[ae_max]}")  (event first in ${W[ae_neg]} of $SIGNUPS)"
+    say "          send -> event    p50 $(bench_us_to_ms "${W[se_p50]}")  p99 $(bench_us_to_ms "${W[se_p99]}")  max $(bench_us_to_ms "${W[se_max]}")  (send -> answer p50 $(bench_us_to_ms "${W[sa_p50]}"))"
+    say "          answer -> every one of the $SUBS leaderboard subscribers  p50 $(bench_us_to_ms "${W[aa_p50]}")  p99 $(bench_us_to_ms "${W[aa_p99]}")"
     if ((${#Z[@]})); then
-        say "  weftd-0 (no other subscriber) commit -> event  p50 $(us_to_ms "${Z[ce_p50]}")  p99 $(us_to_ms "${Z[ce_p99]}")  max $(us_to_ms "${Z[ce_max]}");"
-        say "          answer -> event  p50 $(us_to_ms "${Z[ae_p50]}")  p99 $(us_to_ms "${Z[ae_p99]}")"
+        say "  weftd-0 (no other subscriber) commit -> event  p50 $(bench_us_to_ms "${Z[ce_p50]}")  p99 $(bench_us_to_ms "${Z[ce_p99]}")  max $(bench_us_to_ms "${Z[ce_max]}");"
+        say "          answer -> event  p50 $(bench_us_to_ms "${Z[ae_p50]}")  p99 $(bench_us_to_ms "${Z[ae_p99]}")"
     fi
-    say "  notify  commit -> NOTIFY read  p50 $(us_to_ms "${P[ce_p50]}")  p99 $(us_to_ms "${P[ce_p99]}")  max $(us_to_ms "${P[ce_max]}")  (COMMIT answered -> NOTIFY p50 $(us_to_ms "${P[ae_p50]}"))"
+    say "  notify  commit -> NOTIFY read  p50 $(bench_us_to_ms "${P[ce_p50]}")  p99 $(bench_us_to_ms "${P[ce_p99]}")  max $(bench_us_to_ms "${P[ce_max]}")  (COMMIT answered -> NOTIFY p50 $(bench_us_to_ms "${P[ae_p50]}"))"
     say "  weftd / notify, commit -> event: p50 $LAT_RATIO, p99 $LAT_RATIO99"
-    SUMMARY+=("signup -> friend_joined on the referrer's stream ($SUBS other subscribers): from the commit p50 $(us_to_ms "${W[ce_p50]}") ms, p99 $(us_to_ms "${W[ce_p99]}") ms; from the answer p50 $(us_to_ms "${W[ae_p50]}") ms, p99 $(us_to_ms "${W[ae_p99]}") ms, max $(us_to_ms "${W[ae_max]}") ms (event first in ${W[ae_neg]} of $SIGNUPS); from sending p50 $(us_to_ms "${W[se_p50]}") ms, p99 $(us_to_ms "${W[se_p99]}") ms")
-    SUMMARY+=("PostgreSQL commit -> NOTIFY read: p50 $(us_to_ms "${P[ce_p50]}") ms, p99 $(us_to_ms "${P[ce_p99]}") ms: weftd/notify p50 $LAT_RATIO, p99 $LAT_RATIO99")
-    MD+=("| commit → friend_joined on A's stream, $SUBS other subscribers, p50 / p99 / max ms | $(us_to_ms "${W[ce_p50]}") / $(us_to_ms "${W[ce_p99]}") / $(us_to_ms "${W[ce_max]}") | $(us_to_ms "${P[ce_p50]}") / $(us_to_ms "${P[ce_p99]}") / $(us_to_ms "${P[ce_max]}") (commit → NOTIFY) | **$LAT_RATIO** (p50), $LAT_RATIO99 (p99) | – |")
+    SUMMARY+=("signup -> friend_joined on the referrer's stream ($SUBS other subscribers): from the commit p50 $(bench_us_to_ms "${W[ce_p50]}") ms, p99 $(bench_us_to_ms "${W[ce_p99]}") ms; from the answer p50 $(bench_us_to_ms "${W[ae_p50]}") ms, p99 $(bench_us_to_ms "${W[ae_p99]}") ms, max $(bench_us_to_ms "${W[ae_max]}") ms (event first in ${W[ae_neg]} of $SIGNUPS); from sending p50 $(bench_us_to_ms "${W[se_p50]}") ms, p99 $(bench_us_to_ms "${W[se_p99]}") ms")
+    SUMMARY+=("PostgreSQL commit -> NOTIFY read: p50 $(bench_us_to_ms "${P[ce_p50]}") ms, p99 $(bench_us_to_ms "${P[ce_p99]}") ms: weftd/notify p50 $LAT_RATIO, p99 $LAT_RATIO99")
+    MD+=("| commit → friend_joined on A's stream, $SUBS other subscribers, p50 / p99 / max ms | $(bench_us_to_ms "${W[ce_p50]}") / $(bench_us_to_ms "${W[ce_p99]}") / $(bench_us_to_ms "${W[ce_max]}") | $(bench_us_to_ms "${P[ce_p50]}") / $(bench_us_to_ms "${P[ce_p99]}") / $(bench_us_to_ms "${P[ce_max]}") (commit → NOTIFY) | **$LAT_RATIO** (p50), $LAT_RATIO99 (p99) | – |")
     if ((${#Z[@]})); then
-        MD+=("| the same with no other subscriber (control), p50 / p99 / max ms | $(us_to_ms "${Z[ce_p50]}") / $(us_to_ms "${Z[ce_p99]}") / $(us_to_ms "${Z[ce_max]}") | – | $(ratio "${Z[ce_p50]}" "${P[ce_p50]}") (p50), $(ratio "${Z[ce_p99]}" "${P[ce_p99]}") (p99) | – |")
-        SUMMARY+=("control, no other subscriber: commit -> event p50 $(us_to_ms "${Z[ce_p50]}") ms, p99 $(us_to_ms "${Z[ce_p99]}") ms")
+        MD+=("| the same with no other subscriber (control), p50 / p99 / max ms | $(bench_us_to_ms "${Z[ce_p50]}") / $(bench_us_to_ms "${Z[ce_p99]}") / $(bench_us_to_ms "${Z[ce_max]}") | – | $(ratio "${Z[ce_p50]}" "${P[ce_p50]}") (p50), $(ratio "${Z[ce_p99]}" "${P[ce_p99]}") (p99) | – |")
+        SUMMARY+=("control, no other subscriber: commit -> event p50 $(bench_us_to_ms "${Z[ce_p50]}") ms, p99 $(bench_us_to_ms "${Z[ce_p99]}") ms")
     fi
-    MD+=("| 201 answer read → friend_joined, p50 / p99 / max ms (event first in ${W[ae_neg]} of $SIGNUPS) | $(us_to_ms "${W[ae_p50]}") / $(us_to_ms "${W[ae_p99]}") / $(us_to_ms "${W[ae_max]}") | $(us_to_ms "${P[ae_p50]}") / $(us_to_ms "${P[ae_p99]}") (COMMIT answered → NOTIFY) | – | – |")
-    MD+=("| request sent → friend_joined ($LAT_HASHING argon2id hash included), p50 / p99 / max ms | $(us_to_ms "${W[se_p50]}") / $(us_to_ms "${W[se_p99]}") / $(us_to_ms "${W[se_max]}") | – | – | – |")
-    MD+=("| 201 answer read → all $SUBS leaderboard subscribers had the changes event, p50 / p99 ms | $(us_to_ms "${W[aa_p50]}") / $(us_to_ms "${W[aa_p99]}") | – | – | – |")
+    MD+=("| 201 answer read → friend_joined, p50 / p99 / max ms (event first in ${W[ae_neg]} of $SIGNUPS) | $(bench_us_to_ms "${W[ae_p50]}") / $(bench_us_to_ms "${W[ae_p99]}") / $(bench_us_to_ms "${W[ae_max]}") | $(bench_us_to_ms "${P[ae_p50]}") / $(bench_us_to_ms "${P[ae_p99]}") (COMMIT answered → NOTIFY) | – | – |")
+    MD+=("| request sent → friend_joined ($LAT_HASHING argon2id hash included), p50 / p99 / max ms | $(bench_us_to_ms "${W[se_p50]}") / $(bench_us_to_ms "${W[se_p99]}") / $(bench_us_to_ms "${W[se_max]}") | – | – | – |")
+    MD+=("| 201 answer read → all $SUBS leaderboard subscribers had the changes event, p50 / p99 ms | $(bench_us_to_ms "${W[aa_p50]}") / $(bench_us_to_ms "${W[aa_p99]}") | – | – | – |")
 }
 
 # ------------------------------------------------------------------ main ---
@@ -1048,7 +742,8 @@ RUN_TAG=$((RANDOM % 1000 * 1000))
 declare -A SIGNUP_W=() SIGNUP_P=() SIGNUP_R=()
 
 raise_nofile
-start_pg
+bench_start_pg "# commit -> event: the latency phase reads each signup's commit time" \
+    "track_commit_timestamp = on"
 first=default
 [[ " $PHASES " == *" signup "* ]] && first=${HASHING%% *}
 [[ " $PHASES " == *" read "* || " $PHASES " == *" signup "* ]] || first=$LAT_HASHING
@@ -1057,15 +752,7 @@ seed_accounts
 write_board_pgbench
 write_signup_pgbench
 
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "none yet")
-if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null || true) ]]; then
-    COMMIT+=" (+ local changes)"
-fi
-DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-say "== Weft benchmark: the referral plugin (issue 5) - signups, leaderboard reads, signup -> event latency"
-say "date      $DATE"
-say "commit    $COMMIT"
-say "machine   $NCPU cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(free -h | awk '/^Mem:/ { print $2 }') RAM, Linux $(uname -r)"
+bench_header "the referral plugin (issue 5) - signups, leaderboard reads, signup -> event latency"
 say "load      $LOAD_AVG (1/5/15 min averages at the start)"
 say "postgres  $PG_VERSION, one server for weftd and pgbench, Unix socket only, max_connections 200, fsync on"
 say "weftd     $WEFTD_VERSION (${BUILD_TYPE:-unknown} build, $BUILD_DIR), $THREADS event loops, pool $POOL_SIZE x $THREADS = $((POOL_SIZE * THREADS)) connections"
@@ -1092,14 +779,9 @@ for phase in $PHASES; do
 done
 
 say ""
-if ((${#SUMMARY[@]})); then
-    say "== summary"
-    printf '  %s\n' "${SUMMARY[@]}"
-fi
+bench_summary "${SUMMARY[@]}"
 say "most CPU taken by other processes during one run: $MAX_OTHER of $NCPU cores"
-if awk -v o="$MAX_OTHER" 'BEGIN { exit !(o > 0.2) }'; then
-    say "WARNING: other work competed for the CPU during the runs: figures are noisy; rerun on a quiet machine"
-fi
+bench_warn_if_busy
 if ((${#MD[@]})); then
     say ""
     say "== for bench/RESULTS.md (medians of $RUNS runs, $LAT_RUNS for the latency)"
@@ -1113,9 +795,5 @@ if grep -q . "$TMP/weftd.log"; then
 else
     say "weftd log ([log] level $LOG_LEVEL): empty"
 fi
-if ((${#FAILURES[@]})); then
-    say "== CHECKS FAILED (${#FAILURES[@]}):"
-    printf '  - %s\n' "${FAILURES[@]}"
-    exit 1
-fi
+bench_fail_if_any "${FAILURES[@]}"
 say "== all checks passed (zero non-2xx, zero socket errors, zero failed pgbench transactions, counts equal links, no event lost)"

@@ -40,17 +40,10 @@
 # many connections one process (server or rt_load worker) can hold.
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_DIR=$REPO/bench
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_options "$@"
 NODE_DIR=$BENCH_DIR/node-peer
-
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-case "${1:-}" in
--h | --help) usage; exit 0 ;;
--*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-esac
 
 if [[ -n ${1:-} ]]; then
     BUILD_DIR=$1
@@ -81,7 +74,6 @@ SETTLE=${SETTLE:-2}
 KEEP_TMP=${KEEP_TMP:-0}
 TOPIC=bench.fan
 
-TMP=""
 SRV_PID=""
 SRV_URL=""
 SRV_PORT=""
@@ -89,107 +81,47 @@ LOAD_PID=""
 FAILURES=()
 SUMMARY=()
 WEFTD_LOGS=()
-MAX_OTHER=0
 declare -A MET=() # "<target> <mode> <key>" -> space-separated values
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'rt_fanout.sh: %s\n' "$*" >&2; exit 1; }
+# Short names for the report's many lines.
+say() { bench_say "$@"; }
+die() { bench_die "$@"; }
 
 # ---------------------------------------------------------------- cleanup --
 
-stop_pid() {
-    local pid=$1 sig=$2 wait_s=$3 i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < wait_s * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "(pid $pid ignored SIG$sig for ${wait_s}s: SIGKILL)" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
 stop_server() {
     [[ -n $SRV_PID ]] || return 0
-    stop_pid "$SRV_PID" TERM 15
+    bench_stop_pid "$SRV_PID" TERM 15
     SRV_PID=""
 }
 
-cleanup() {
-    local rc=$? f
-    trap - EXIT INT TERM
-    set +e
-    [[ -n $LOAD_PID ]] && stop_pid "$LOAD_PID" TERM 5
+# Everything this script starts, stopped on exit (bench_cleanup).
+stop_all() {
+    [[ -n $LOAD_PID ]] && bench_stop_pid "$LOAD_PID" TERM 5
     stop_server
-    if ((rc != 0)) && [[ -n $TMP ]]; then
-        for f in "$TMP"/srv-*.log; do
-            [[ -s $f ]] || continue
-            say "---- last lines of ${f#"$TMP"/}" >&2
-            tail -n 20 "$f" >&2
-        done
-    fi
-    if [[ -n $TMP && -d $TMP ]]; then
-        if [[ $KEEP_TMP == 1 ]]; then
-            say "temp dir kept: $TMP" >&2
-        else
-            rm -rf "$TMP"
-        fi
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
+trap 'bench_cleanup stop_all "$TMP"/srv-*.log' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers --
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 # uses TARGET: does any phase run that server?
 uses() { [[ " $TARGETS " == *" $1 "* ]] || { ((BIG_CONNS > 0)) && [[ " $BIG_TARGETS " == *" $1 "* ]]; }; }
 is_num() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
 
-median() {
-    (($#)) || { echo n/a; return 0; }
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR % 2) printf "%.2f\n", a[(NR + 1) / 2];
-              else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
+# Comparisons and ratio that take "n/a" (a median of nothing).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "n/a" && b != "n/a" && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a + 0 < b + 0) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a + 0 <= b + 0) }'; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a + 0 >= b + 0) }'; }
 fmt0() { awk -v a="$1" 'BEGIN { if (a == "n/a" || a == "") print "n/a"; else printf "%.0f", a }'; }
 
-# A loopback port nobody uses, below the ephemeral range.
-pick_port() {
-    local used="" sl addr rest p i
-    while read -r sl addr rest; do
-        [[ $sl == sl ]] && continue
-        used+=" $((16#${addr##*:}))"
-    done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
-    used+=" "
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        [[ $used == *" $p "* || " ${PORTS_TAKEN:-} " == *" $p "* ]] && continue
-        PORTS_TAKEN="${PORTS_TAKEN:-} $p"
-        echo "$p"
-        return 0
-    done
-    return 1
-}
-
-http_code() { curl -s -o /dev/null -m 2 -w '%{http_code}' "$@" 2>/dev/null || true; }
-
 # --------------------------------------------------------------- checks ----
 
 check_args() {
     local v
-    for v in CONNS RUNS MESSAGES GAP_MS WINDOW WORKERS BIG_CONNS THREADS READY_TIMEOUT; do
-        is_uint "${!v}" || die "$v must be a non-negative integer, not '${!v}'"
-    done
+    bench_check_uints CONNS RUNS MESSAGES GAP_MS WINDOW WORKERS BIG_CONNS THREADS READY_TIMEOUT
     for v in SUSTAIN RATE IDLE SETTLE; do
         is_num "${!v}" || die "$v must be a non-negative number, not '${!v}'"
     done
@@ -275,19 +207,10 @@ build_load() {
 
 write_weft_ini() {
     local maxc=$1
-    cat >"$TMP/weft.ini" <<EOF
-; generated by bench/rt_fanout.sh
-[server]
-listen = 127.0.0.1:$SRV_PORT
-threads = $THREADS
-data_dir = $TMP/var
-access_log = false
-max_connections = $maxc
-keepalive_timeout = 60s
-shutdown_timeout = 2s
-
-[log]
-level = $LOG_LEVEL
+    {
+        echo "; generated by bench/rt_fanout.sh"
+        bench_weft_ini_head "$SRV_PORT" "max_connections = $maxc"
+        cat <<EOF
 
 [database]
 enabled = false
@@ -301,6 +224,7 @@ watch = false
 [realtime]
 public_topics = bench.>
 EOF
+    } >"$TMP/weft.ini"
     if [[ -n $WEFT_EXTRA_INI ]]; then
         printf '\n; WEFT_EXTRA_INI\n%s\n' "$WEFT_EXTRA_INI" >>"$TMP/weft.ini"
     fi
@@ -320,10 +244,10 @@ probe_endpoints() {
     local name=$1 code
     # An SSE stream (and a WebSocket) never ends: curl gives up after 0.5 s and
     # still prints the status.
-    code=$(http_code -m 0.5 -H 'Accept: text/event-stream' "$SRV_URL/api/realtime?topic=$TOPIC")
+    code=$(bench_http_code -m 0.5 -H 'Accept: text/event-stream' "$SRV_URL/api/realtime?topic=$TOPIC")
     [[ $code == 200 ]] ||
         die "$name does not serve GET /api/realtime?topic=$TOPIC (answered ${code:-nothing}; 000 = no answer): it needs the realtime endpoints of issue 4 (rebuild: cmake --build $(basename "$BUILD_DIR"))"
-    code=$(http_code -m 0.5 -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+    code=$(bench_http_code -m 0.5 -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
         -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "$SRV_URL/api/ws")
     [[ $code == 101 ]] ||
         die "$name does not upgrade GET /api/ws to a WebSocket (answered ${code:-nothing}, want 101)"
@@ -335,30 +259,24 @@ probe_endpoints() {
 }
 
 start_weftd() {
-    local maxc=$1 deadline code="" unset_env=() v
+    local maxc=$1 unset_env=() v
     for v in $(compgen -e); do
         [[ $v == WEFT_* ]] && unset_env+=(-u "$v")
     done
     mkdir -p "$TMP/var"
     for _ in 1 2 3; do
-        SRV_PORT=$(pick_port) || die "no free loopback port found"
+        SRV_PORT=$(bench_pick_port) || die "no free loopback port found"
         SRV_URL=http://127.0.0.1:$SRV_PORT
         write_weft_ini "$maxc"
         check_weft_config
         env "${unset_env[@]}" "$WEFTD" --config "$TMP/weft.ini" >"$TMP/srv-weftd.log" 2>&1 &
         SRV_PID=$!
-        deadline=$((SECONDS + READY_TIMEOUT))
-        while ((SECONDS < deadline)); do
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            code=$(http_code "$SRV_URL/readyz")
-            if [[ $code == 200 ]]; then
-                probe_endpoints weftd
-                return 0
-            fi
-            sleep 0.1
-        done
+        if bench_wait_http "$SRV_PID" "$SRV_URL/readyz" "$READY_TIMEOUT"; then
+            probe_endpoints weftd
+            return 0
+        fi
         if kill -0 "$SRV_PID" 2>/dev/null; then
-            die "weftd not ready after ${READY_TIMEOUT}s (GET /readyz answered '${code:-nothing}')"
+            die "weftd not ready after ${READY_TIMEOUT}s (GET /readyz answered '${HTTP_CODE:-nothing}')"
         fi
         wait "$SRV_PID" 2>/dev/null || true
         SRV_PID=""
@@ -369,22 +287,16 @@ start_weftd() {
 }
 
 start_node() {
-    local deadline
     for _ in 1 2 3; do
-        SRV_PORT=$(pick_port) || die "no free loopback port found"
+        SRV_PORT=$(bench_pick_port) || die "no free loopback port found"
         SRV_URL=http://127.0.0.1:$SRV_PORT
         (cd "$NODE_DIR" && exec env NODE_ENV=production PORT="$SRV_PORT" ADMIN_TOKEN="$TOKEN" \
             PUBLIC_PREFIX=bench. node rt_peer.js) >"$TMP/srv-node.log" 2>&1 &
         SRV_PID=$!
-        deadline=$((SECONDS + 30))
-        while ((SECONDS < deadline)); do
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            if [[ $(http_code "$SRV_URL/healthz") == 200 ]]; then
-                probe_endpoints node
-                return 0
-            fi
-            sleep 0.1
-        done
+        if bench_wait_http "$SRV_PID" "$SRV_URL/healthz" 30; then
+            probe_endpoints node
+            return 0
+        fi
         kill -0 "$SRV_PID" 2>/dev/null && die "node did not answer within 30 s"
         wait "$SRV_PID" 2>/dev/null || true
         SRV_PID=""
@@ -491,7 +403,7 @@ record() {
 
 med() {
     # shellcheck disable=SC2086 # one number per word
-    median ${MET["$1 $2"]:-}
+    bench_median ${MET["$1 $2"]:-}
 }
 
 phase_main() {
@@ -635,14 +547,7 @@ if uses weftd; then
     check_weft_config
 fi
 
-say "== Weft benchmark: realtime fan-out (SSE and WebSocket), weftd vs a Node.js peer"
-say "date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "none yet")
-if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null || true) ]]; then
-    COMMIT+=" (+ local changes)"
-fi
-say "commit    $COMMIT"
-say "machine   $NCPU cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(free -h | awk '/^Mem:/ { print $2 }') RAM, Linux $(uname -r)"
+bench_header "realtime fan-out (SSE and WebSocket), weftd vs a Node.js peer"
 if uses weftd; then
     say "weftd     $WEFTD_VERSION ($WEFTD, built $WEFTD_BUILT), $THREADS event loops, [database] enabled = false"
 fi
@@ -659,10 +564,7 @@ phase_main
 phase_big
 
 say ""
-if ((${#SUMMARY[@]})); then
-    say "== summary"
-    printf '  %s\n' "${SUMMARY[@]}"
-fi
+bench_summary "${SUMMARY[@]}"
 if ((${#WEFTD_LOGS[@]})); then
     say "weftd log ([log] level $LOG_LEVEL), per run: the most frequent lines (digits as N):"
     printf '  %s\n' "${WEFTD_LOGS[@]}"
@@ -670,12 +572,6 @@ elif uses weftd; then
     say "weftd log ([log] level $LOG_LEVEL): empty in every run"
 fi
 say "most CPU taken by other processes during one sustained phase: $MAX_OTHER of $NCPU cores"
-if awk -v o="$MAX_OTHER" 'BEGIN { exit !(o > 0.2) }'; then
-    say "WARNING: other work competed for the CPU during the runs: figures are noisy; rerun on a quiet machine"
-fi
-if ((${#FAILURES[@]})); then
-    say "== CHECKS FAILED (${#FAILURES[@]}):"
-    printf '  - %s\n' "${FAILURES[@]}"
-    exit 1
-fi
+bench_warn_if_busy
+bench_fail_if_any "${FAILURES[@]}"
 say "== all checks passed (every client subscribed, every publish answered 2xx, no message lost, no disconnect)"
