@@ -510,11 +510,43 @@ void it_write_file(const char *path, const char *text)
     ck_assert_int_eq(fclose(f), 0);
 }
 
-int it_run_suite(Suite *s)
+/* Fork mode stays on: a crash fails one test, not the run. */
+static int it_srunner(Suite *s)
 {
-    SRunner *sr;
+    SRunner *sr = srunner_create(s);
     int failed;
 
+    srunner_run_all(sr, getenv("CK_VERBOSITY") != NULL ? CK_ENV : CK_VERBOSE);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
+
+int it_run_suite_clean(Suite *s, const char *const *prefixes)
+{
+    char *drop[64];
+    size_t n = 0;
+
+    for (char **e = environ; *e != NULL && n < 64; e++)
+        for (const char *const *p = prefixes; *p != NULL; p++)
+            if (strncmp(*e, *p, strlen(*p)) == 0) {
+                const char *eq = strchr(*e, '=');
+                drop[n++] = eq ? strndup(*e, (size_t)(eq - *e)) : strdup(*e);
+                break;
+            }
+    for (size_t i = 0; i < n; i++) {
+        if (drop[i] != NULL)
+            unsetenv(drop[i]);
+        free(drop[i]);
+    }
+    if (getenv("WEFT_HARNESS_WEFTD") == NULL &&
+        setenv("WEFT_HARNESS_WEFTD", IT_WEFTD, 1) != 0)
+        return 1;
+    return it_srunner(s);
+}
+
+int it_run_suite(Suite *s)
+{
     /* Run by hand, outside ctest: the same environment as ctest gives
      * (tests/integration/CMakeLists.txt), i.e. the weftd of this build and
      * no database (these tests are about HTTP and plugins). */
@@ -524,11 +556,5 @@ int it_run_suite(Suite *s)
     if (getenv("WEFT_DATABASE_ENABLED") == NULL &&
         setenv("WEFT_DATABASE_ENABLED", "false", 1) != 0)
         return 1;
-    sr = srunner_create(s);
-
-    /* Fork mode stays on: a crash fails one test, not the run. */
-    srunner_run_all(sr, getenv("CK_VERBOSITY") != NULL ? CK_ENV : CK_VERBOSE);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return it_srunner(s);
 }

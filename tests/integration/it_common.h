@@ -112,4 +112,10 @@ void it_write_file(const char *path, const char *text);
 /* Run a suite in fork mode and return the process exit status. */
 int it_run_suite(Suite *s);
 
+/* Run a suite whose configs say everything they mean: environment
+ * variables starting with any of `prefixes` (NULL-terminated, e.g.
+ * "WEFT_DATABASE_") are removed first, so a developer's shell cannot
+ * change what a test checks. The database stays as the configs say. */
+int it_run_suite_clean(Suite *s, const char *const *prefixes);
+
 #endif /* WEFT_IT_COMMON_H */

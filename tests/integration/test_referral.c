@@ -1307,27 +1307,11 @@ int main(void)
 {
     Suite *s = suite_create("integration_referral");
     TCase *tc = tcase_create("referral");
-    const char *drop[64];
-    size_t n = 0;
-    SRunner *sr;
-    int failed;
-
-    /* the configs here say what they mean: no environment overrides */
-    for (char **e = environ; *e != NULL && n < 64; e++)
-        if (strncmp(*e, "WEFT_AUTH_", 10) == 0 ||
-            strncmp(*e, "WEFT_DATABASE_", 14) == 0 ||
-            strncmp(*e, "WEFT_ADMIN_", 11) == 0 ||
-            strncmp(*e, "WEFT_PLUGIN_REFERRAL_", 21) == 0) {
-            const char *eq = strchr(*e, '=');
-            drop[n++] = eq ? strndup(*e, (size_t)(eq - *e)) : strdup(*e);
-        }
-    for (size_t i = 0; i < n; i++) {
-        unsetenv(drop[i]);
-        free((void *)drop[i]);
-    }
-    if (getenv("WEFT_HARNESS_WEFTD") == NULL &&
-        setenv("WEFT_HARNESS_WEFTD", IT_WEFTD, 1) != 0)
-        return 1;
+    static const char *const clean[] = {
+        "WEFT_AUTH_",
+        "WEFT_DATABASE_",
+        "WEFT_ADMIN_",
+        "WEFT_PLUGIN_REFERRAL_", NULL};
 
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, codes_and_unicode);
@@ -1338,9 +1322,6 @@ int main(void)
     tcase_add_test(tc, live_events);
     tcase_add_test(tc, admin_and_config);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, getenv("CK_VERBOSITY") != NULL ? CK_ENV : CK_VERBOSE);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    /* the configs here say what they mean: no environment overrides */
+    return it_run_suite_clean(s, clean);
 }
