@@ -722,8 +722,11 @@ class Nats:
         self.start()
 
     def start(self):
+        # Debian puts it in /usr/sbin, which a non-root PATH may lack.
+        exe = (os.environ.get("WEFT_NATS_SERVER") or
+               shutil.which("nats-server") or "/usr/sbin/nats-server")
         self.proc = subprocess.Popen(
-            ["nats-server", "-a", "127.0.0.1", "-p", str(self.port)],
+            [exe, "-a", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
