@@ -132,10 +132,13 @@ static int wbus_outbox_pass(PGconn *pg)
         return -1;
     }
     PQclear(res);
+    /* The rows leave in id order (commit order of their inserts, as far as
+     * one node can tell); RETURNING alone has no order. */
     res = PQexecParams(pg,
-                       "DELETE FROM weft_outbox WHERE id IN (SELECT id FROM "
-                       "weft_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP "
-                       "LOCKED) RETURNING id, topic, data",
+                       "WITH d AS (DELETE FROM weft_outbox WHERE id IN "
+                       "(SELECT id FROM weft_outbox ORDER BY id LIMIT $1 "
+                       "FOR UPDATE SKIP LOCKED) RETURNING id, topic, data) "
+                       "SELECT topic, data FROM d ORDER BY id",
                        1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         wlog(WLOG_WARN, "outbox", "%s", PQresultErrorMessage(res));
@@ -144,28 +147,10 @@ static int wbus_outbox_pass(PGconn *pg)
         return -1;
     }
     n = PQntuples(res);
-    /* RETURNING gives no order: publish in id order. */
-    for (int k = 0; k < n; k++) {
-        int best = -1;
-        long long bid = 0;
-        for (int j = 0; j < n; j++) {
-            long long id;
-            if (PQgetisnull(res, j, 0))
-                continue;
-            id = strtoll(PQgetvalue(res, j, 0), NULL, 10);
-            if (best < 0 || id < bid) {
-                best = j;
-                bid = id;
-            }
-        }
-        if (best < 0)
-            break;
-        if (wtopic_valid(PQgetvalue(res, best, 1), 0))
-            whub_publish(PQgetvalue(res, best, 1), PQgetvalue(res, best, 2),
-                         (size_t)PQgetlength(res, best, 2), 0);
-        /* Mark done by nulling its id in our copy. */
-        PQsetvalue(res, best, 0, NULL, -1);
-    }
+    for (int k = 0; k < n; k++)
+        if (wtopic_valid(PQgetvalue(res, k, 0), 0))
+            whub_publish(PQgetvalue(res, k, 0), PQgetvalue(res, k, 1),
+                         (size_t)PQgetlength(res, k, 1), 0);
     PQclear(res);
     res = PQexec(pg, "COMMIT");
     if (PQresultStatus(res) != PGRES_COMMAND_OK)

@@ -182,15 +182,6 @@ static int todo_clear_step(weft_req *r, weft_tx *tx, const weft_db_res *res,
 
 int todo_items_clear(weft_req *r)
 {
-    struct todo_op *op;
-    char id[TODO_ID_LEN];
-
     /* No body is read: there is nothing to say but the list. */
-    if (todo_path_id(r, id) != 0)
-        return weft_reply_error(r, 404, "not_found", "no such list");
-    op = todo_op_new(r, todo_clear_step);
-    if (op == NULL)
-        return weft_reply_error(r, 503, "unavailable", "out of memory");
-    memcpy(op->id, id, sizeof(id));
-    return todo_op_run(r, op);
+    return todo_op_by_id(r, todo_clear_step, "no such list");
 }

@@ -203,14 +203,5 @@ static int todo_delete_step(weft_req *r, weft_tx *tx, const weft_db_res *res,
 
 int todo_list_delete(weft_req *r)
 {
-    struct todo_op *op;
-    char id[TODO_ID_LEN];
-
-    if (todo_path_id(r, id) != 0)
-        return weft_reply_error(r, 404, "not_found", "no such list");
-    op = todo_op_new(r, todo_delete_step);
-    if (op == NULL)
-        return weft_reply_error(r, 503, "unavailable", "out of memory");
-    memcpy(op->id, id, sizeof(id));
-    return todo_op_run(r, op);
+    return todo_op_by_id(r, todo_delete_step, "no such list");
 }

@@ -201,3 +201,17 @@ int todo_op_commit(struct todo_op *op, int status, json_t *reply)
     op->reply = reply;
     return status != 204 && reply == NULL ? WEFT_ERR : TODO_COMMIT;
 }
+
+int todo_op_by_id(weft_req *r, todo_step_fn step, const char *missing)
+{
+    struct todo_op *op;
+    char id[TODO_ID_LEN];
+
+    if (todo_path_id(r, id) != 0)
+        return weft_reply_error(r, 404, "not_found", missing);
+    op = todo_op_new(r, step);
+    if (op == NULL)
+        return weft_reply_error(r, 503, "unavailable", "out of memory");
+    memcpy(op->id, id, sizeof(id));
+    return todo_op_run(r, op);
+}

@@ -54,6 +54,10 @@ void todo_op_free(struct todo_op *op);
  * this fails (then it answered). Returns the handler's return code. */
 int todo_op_run(weft_req *r, struct todo_op *op);
 
+/* The whole handler of a route that needs only the :id of its path (no
+ * body): 404 with `missing` for an impossible id, else run `step`. */
+int todo_op_by_id(weft_req *r, todo_step_fn step, const char *missing);
+
 /* Run the next statement of the steps. */
 int todo_op_query(weft_tx *tx, struct todo_op *op, const char *sql,
                   int nparams, const char *const *params);
