@@ -309,7 +309,7 @@ static int wconn_read_chunked(struct wconn *c, struct evbuffer *in)
 {
     struct weft_req *r = c->req;
     int64_t max = whost_g->lim.http.max_body;
-    char line[WCONN_CHUNK_LINE + 1], *end;
+    char line[WCONN_CHUNK_LINE + 1];
     size_t n;
 
     for (;;) {
@@ -337,9 +337,8 @@ static int wconn_read_chunked(struct wconn *c, struct evbuffer *in)
                     return 1; /* trailers are ignored */
                 continue;
             }
-            long long sz = strtoll(line, &end, 16);
-            if (end == line || sz < 0 || (*end != '\0' && *end != ';') ||
-                end - line > 15) {
+            int64_t sz;
+            if (whttp_chunk_size(line, (size_t)eol.pos, &sz) != 0) {
                 wconn_fail(c, 400, "bad_request", "malformed chunk size");
                 return -1;
             }

@@ -125,6 +125,28 @@ static int whttp_content_length(struct whttp_head *out, const char *v,
     return 0;
 }
 
+/* RFC 9110 7.2: uri-host [ ":" port ]; empty is allowed (RFC 9112 3.2). */
+static int whttp_host_valid(const char *v)
+{
+    const char *p = v;
+
+    if (*p == '[') { /* IP-literal */
+        p++;
+        while (isxdigit((unsigned char)*p) || *p == ':' || *p == '.')
+            p++;
+        if (*p++ != ']' || p == v + 2)
+            return 0;
+    } else {
+        while (isalnum((unsigned char)*p) ||
+               (*p != '\0' && strchr("-._~%!$&'()*+,;=", *p) != NULL))
+            p++;
+    }
+    if (*p == ':')
+        while (isdigit((unsigned char)*++p))
+            ;
+    return *p == '\0';
+}
+
 int whttp_parse_head(char *buf, size_t len, const struct whttp_limits *lim,
                      struct whttp_header *hdrs, struct whttp_head *out,
                      const char **why)
@@ -233,6 +255,19 @@ int whttp_parse_head(char *buf, size_t len, const struct whttp_limits *lim,
             return 400;
         }
     }
+    /* RFC 9112 3.2: two Host lines could name two different origins to us
+     * and to a proxy in front; any version. */
+    for (int i = 0, hosts = 0; i < out->nheaders; i++)
+        if (strcasecmp(hdrs[i].name, "Host") == 0) {
+            if (++hosts > 1) {
+                *why = "more than one Host header";
+                return 400;
+            }
+            if (!whttp_host_valid(hdrs[i].value)) {
+                *why = "invalid Host header";
+                return 400;
+            }
+        }
     return 0;
 }
 
@@ -314,39 +349,157 @@ int whttp_query_get(const char *query, const char *name, char *out,
     return 1;
 }
 
+static const char *whttp_ows(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+static const char *whttp_token_end(const char *p, const char *e)
+{
+    while (p < e && whttp_tchar((unsigned char)*p))
+        p++;
+    return p;
+}
+
+/* RFC 9110 5.6.4 quoted-string starting at the DQUOTE at p; returns the
+ * byte after the closing DQUOTE, or NULL. */
+static const char *whttp_quoted_end(const char *p, const char *e)
+{
+    unsigned char c;
+
+    for (p++; p < e; p++) {
+        c = (unsigned char)*p;
+        if (c == '"')
+            return p + 1;
+        if (c == '\\') {
+            if (++p == e)
+                return NULL;
+            c = (unsigned char)*p;
+            if (c != '\t' && (c < 0x20 || c == 0x7f))
+                return NULL;
+            continue;
+        }
+        if (c != '\t' && (c < 0x20 || c == 0x7f))
+            return NULL;
+    }
+    return NULL;
+}
+
+int whttp_chunk_size(const char *line, size_t len, int64_t *size)
+{
+    const char *p = line, *e = line + len, *q;
+    int64_t n = 0;
+    int d;
+
+    /* strtoll would take "0x2", "+2", " 2" and "-0": a proxy in front
+     * that reads the size strictly would then frame the body differently
+     * and the bytes after it would become a request of their own. */
+    while (p < e && (d = whttp_hex((unsigned char)*p)) >= 0) {
+        if (p - line >= WHTTP_CHUNK_DIGITS)
+            return -1;
+        n = n * 16 + d;
+        p++;
+    }
+    if (p == line)
+        return -1;
+    if (e - p > WHTTP_CHUNK_EXT)
+        return -1;
+    /* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ) */
+    while (p < e) {
+        p = whttp_ows(p, e);
+        if (p == e || *p != ';')
+            return -1;
+        p = whttp_ows(p + 1, e);
+        q = whttp_token_end(p, e);
+        if (q == p)
+            return -1;
+        p = whttp_ows(q, e);
+        if (p == e || *p != '=') {
+            p = q; /* BWS belongs only before ";" or "=" */
+            continue;
+        }
+        p = whttp_ows(p + 1, e);
+        if (p < e && *p == '"')
+            q = whttp_quoted_end(p, e);
+        else
+            q = (q = whttp_token_end(p, e)) == p ? NULL : q;
+        if (q == NULL)
+            return -1;
+        p = q;
+    }
+    *size = n;
+    return 0;
+}
+
+/* Every code registered with IANA: the host sends 101 and 200-599, and a
+ * plugin may choose any code from 200 to 599. An unregistered one gets an
+ * empty phrase, which RFC 9112 section 4 allows; clients read the code. */
 const char *whttp_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
     case 101: return "Switching Protocols";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
     case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 207: return "Multi-Status";
+    case 208: return "Already Reported";
+    case 226: return "IM Used";
+    case 300: return "Multiple Choices";
     case 301: return "Moved Permanently";
     case 302: return "Found";
+    case 303: return "See Other";
     case 304: return "Not Modified";
+    case 305: return "Use Proxy";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 402: return "Payment Required";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
     case 409: return "Conflict";
+    case 410: return "Gone";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
     case 422: return "Unprocessable Content";
+    case 423: return "Locked";
+    case 424: return "Failed Dependency";
+    case 425: return "Too Early";
     case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 506: return "Variant Also Negotiates";
+    case 507: return "Insufficient Storage";
+    case 508: return "Loop Detected";
+    case 510: return "Not Extended";
+    case 511: return "Network Authentication Required";
+    default: return "";
     }
 }

@@ -54,7 +54,20 @@ long whttp_decode(const char *in, size_t len, char *out, int plus, int path);
 int whttp_query_get(const char *query, const char *name, char *out,
                     size_t size);
 
-/* Reason phrase for a status code. */
+/* Bounds of a chunk-size line: hex digits of the size (15 keep it below
+ * 2^60, far over any max_body) and bytes of its extensions. */
+#define WHTTP_CHUNK_DIGITS 15
+#define WHTTP_CHUNK_EXT 100
+
+/*
+ * Parse one chunk-size line, `len` bytes without its CRLF (RFC 9112 7.1):
+ * 1*HEXDIG, then only chunk extensions ( BWS ";" BWS token [ BWS "=" BWS
+ * ( token / quoted-string ) ] ), which are ignored. Returns 0 with *size
+ * set, or -1 for anything else (a sign, "0x", spaces around the size).
+ */
+int whttp_chunk_size(const char *line, size_t len, int64_t *size);
+
+/* Reason phrase for a status code ("" for an unregistered one). */
 const char *whttp_reason(int status);
 
 #endif

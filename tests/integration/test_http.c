@@ -849,6 +849,307 @@ START_TEST(test_slow_head_times_out)
 }
 END_TEST
 
+/* ---- framing refusals end to end (issue 8, items 10, 11, 14, 16) ------- */
+
+#define ECHO_CHUNKED_HEAD                                                    \
+    "POST /api/hello/echo HTTP/1.1\r\nHost: x\r\n"                           \
+    "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+/*
+ * Send `bytes` with a ping pipelined right behind them on one connection:
+ * the answer must be `status` with error `code` and Connection: close, and
+ * the connection must then close with the ping unanswered. A server that
+ * frames a request differently from a strict proxy in front would answer
+ * the ping: that is request smuggling.
+ */
+static void expect_refused_closed(weft_harness *h, const char *bytes,
+                                  size_t len, int status, const char *code,
+                                  const char *what)
+{
+    char *all = malloc(len + sizeof(PING_11));
+    weft_hresp r;
+    int fd;
+
+    ck_assert_ptr_nonnull(all);
+    memcpy(all, bytes, len);
+    memcpy(all + len, PING_11, sizeof(PING_11));
+    fd = weft_harness_connect(h);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(weft_harness_send(fd, all, len + sizeof(PING_11) - 1), 0);
+    ck_assert_msg(weft_hresp_read(fd, &r, 5000) == 0, "%s: no answer (%s)",
+                  what, strerror(errno));
+    ck_assert_msg(r.status == status,
+                  "%s: expected %d %s, got %d: %.300s", what, status, code,
+                  r.status, r.body);
+    it_assert_error(&r, status, code);
+    ck_assert_msg(it_header_has(&r, "Connection", "close"),
+                  "%s: answered without Connection: close:\n%s", what,
+                  r.head);
+    weft_hresp_free(&r);
+    if (weft_hresp_read(fd, &r, 3000) == 0) {
+        ck_abort_msg("%s: the request pipelined behind it was answered "
+                     "(%d %.200s)",
+                     what, r.status, r.body);
+    }
+    expect_closed(fd, 3000);
+    weft_harness_close(fd);
+    free(all);
+}
+
+/* Send `bytes` + a pipelined ping: `status` first, then the ping's 200 on
+ * the same connection. */
+static void expect_served_then_ping(weft_harness *h, const char *bytes,
+                                    size_t len, int status, const char *what)
+{
+    char *all = malloc(len + sizeof(PING_11));
+    weft_hresp r;
+    int fd;
+
+    ck_assert_ptr_nonnull(all);
+    memcpy(all, bytes, len);
+    memcpy(all + len, PING_11, sizeof(PING_11));
+    fd = weft_harness_connect(h);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(weft_harness_send(fd, all, len + sizeof(PING_11) - 1), 0);
+    read_resp(fd, &r, what);
+    ck_assert_msg(r.status == status, "%s: expected %d, got %d: %.300s", what,
+                  status, r.status, r.body);
+    weft_hresp_free(&r);
+    read_resp(fd, &r, "the ping pipelined after it");
+    assert_ping_body(&r, what);
+    weft_hresp_free(&r);
+    weft_harness_close(fd);
+    free(all);
+}
+
+/* Item 10: chunk sizes are 1*HEXDIG (plus extensions), nothing else. */
+START_TEST(test_chunk_size_strict)
+{
+    /* Each would be read as 2 (or 0) by strtoll; a strict proxy in front
+     * would refuse or frame it differently. */
+    static const char *const bad[] = {"0x2", "+2", " 2", "2 ", "\t2", "2\t",
+                                      "0X2", "2;", "2;a b", "1 0", NULL};
+    static const char body26[] = "{\"a\":\"xxxxxxxxxxxxxxxxxx\"}";
+    static const char *const good[] = {"2", "2;ext=1", "2 ;ext=\"a b\"",
+                                       "002", NULL};
+    weft_harness *h = it_start_hello(NULL, 2);
+    char *req, what[96];
+
+    for (int i = 0; bad[i] != NULL; i++) {
+        req = it_strf(ECHO_CHUNKED_HEAD "%s\r\n{}\r\n0\r\n\r\n", bad[i]);
+        snprintf(what, sizeof(what), "chunk size \"%s\"", bad[i]);
+        expect_refused_closed(h, req, strlen(req), 400, "bad_request", what);
+        free(req);
+    }
+    /* "-0" would end the body at once: the empty body, then the ping. */
+    req = it_strf(ECHO_CHUNKED_HEAD "-0\r\n\r\n");
+    expect_refused_closed(h, req, strlen(req), 400, "bad_request",
+                          "chunk size \"-0\"");
+    free(req);
+    req = it_strf(ECHO_CHUNKED_HEAD "1\r\n{\r\n+1\r\n}\r\n0\r\n\r\n");
+    expect_refused_closed(h, req, strlen(req), 400, "bad_request",
+                          "second chunk size \"+1\"");
+    free(req);
+
+    for (int i = 0; good[i] != NULL; i++) {
+        req = it_strf(ECHO_CHUNKED_HEAD "%s\r\n{}\r\n0\r\n\r\n", good[i]);
+        snprintf(what, sizeof(what), "chunk size \"%s\"", good[i]);
+        expect_served_then_ping(h, req, strlen(req), 200, what);
+        free(req);
+    }
+    ck_assert_int_eq((int)strlen(body26), 0x1a);
+    req = it_strf(ECHO_CHUNKED_HEAD "1a\r\n%s\r\n0\r\n\r\n", body26);
+    expect_served_then_ping(h, req, strlen(req), 200, "chunk size \"1a\"");
+    free(req);
+    req = it_strf(ECHO_CHUNKED_HEAD "1A;x=\"y\"\r\n%s\r\n0;z\r\n\r\n",
+                  body26);
+    expect_served_then_ping(h, req, strlen(req), 200, "chunk size \"1A\"");
+    free(req);
+    it_get_status(h, "/api/hello/ping", 200);
+    it_stop_ok(h);
+}
+END_TEST
+
+/* Item 11: RFC 9112 3.2: two Host lines, none in HTTP/1.1, or a bad one,
+ * 400, and the connection ends. */
+START_TEST(test_host_header_rules)
+{
+    static const char *const heads[] = {
+        "GET /api/hello/ping HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n",
+        "GET /api/hello/ping HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n",
+        "GET /api/hello/ping HTTP/1.1\r\nhOST: a\r\nX: 1\r\nHOST: a\r\n\r\n",
+        "GET /api/hello/ping HTTP/1.0\r\nHost: x\r\nHost: y\r\n"
+        "Connection: keep-alive\r\n\r\n",
+        "GET /api/hello/ping HTTP/1.1\r\nX: 1\r\n\r\n",
+        "GET /api/hello/ping HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET /api/hello/ping HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        NULL};
+    static const char one_host[] =
+        "GET /api/hello/ping HTTP/1.1\r\nhOsT: 127.0.0.1:1\r\n\r\n";
+    static const char no_host10[] = "GET /api/hello/ping HTTP/1.0\r\n\r\n";
+    weft_harness *h = it_start_hello(NULL, 2);
+    char what[200];
+    weft_hresp r;
+
+    for (int i = 0; heads[i] != NULL; i++) {
+        snprintf(what, sizeof(what), "head %d (%.60s...)", i, heads[i] + 29);
+        expect_refused_closed(h, heads[i], strlen(heads[i]), 400,
+                              "bad_request", what);
+    }
+    /* One Host, in any case, and HTTP/1.0 without one: served. */
+    expect_served_then_ping(h, one_host, sizeof(one_host) - 1, 200,
+                            "one Host header");
+    it_raw(h, no_host10, sizeof(no_host10) - 1, &r);
+    assert_ping_body(&r, "HTTP/1.0 without Host");
+    weft_hresp_free(&r);
+    it_stop_ok(h);
+}
+END_TEST
+
+/* Item 13: the status line of a 308 (and every status the host sends) has
+ * its registered reason phrase. */
+START_TEST(test_reason_phrases)
+{
+    weft_harness *h = it_start_hello(NULL, 2);
+    weft_hresp r;
+
+    it_get(h, "/p/hello", &r);
+    ck_assert_int_eq(r.status, 308);
+    ck_assert_msg(strncmp(r.head, "HTTP/1.1 308 Permanent Redirect\r\n", 33) ==
+                      0,
+                  "308 status line: %.60s", r.head);
+    weft_hresp_free(&r);
+    it_get(h, "/api/nope", &r);
+    ck_assert_msg(strncmp(r.head, "HTTP/1.1 404 Not Found\r\n", 24) == 0,
+                  "404 status line: %.60s", r.head);
+    weft_hresp_free(&r);
+    it_stop_ok(h);
+}
+END_TEST
+
+/* A JSON body of exactly `len` bytes: {"a":"xxx...x"}. */
+static char *json_of_len(size_t len)
+{
+    char *b = malloc(len + 1);
+
+    ck_assert_ptr_nonnull(b);
+    ck_assert(len >= 8);
+    memset(b, 'x', len);
+    memcpy(b, "{\"a\":\"", 6);
+    memcpy(b + len - 2, "\"}", 2);
+    b[len] = '\0';
+    return b;
+}
+
+/* `body` as chunks of at most `piece` bytes, behind ECHO_CHUNKED_HEAD. */
+static char *chunked_request(const char *body, size_t len, size_t piece,
+                             size_t *out_len)
+{
+    size_t cap = len + (len / piece + 2) * 32 + sizeof(ECHO_CHUNKED_HEAD);
+    char *req = malloc(cap), *p = req;
+
+    ck_assert_ptr_nonnull(req);
+    p += sprintf(p, "%s", ECHO_CHUNKED_HEAD);
+    for (size_t off = 0; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        p += sprintf(p, "%zx\r\n", n);
+        memcpy(p, body + off, n);
+        p += n;
+        memcpy(p, "\r\n", 2);
+        p += 2;
+    }
+    p += sprintf(p, "0\r\n\r\n");
+    *out_len = (size_t)(p - req);
+    return req;
+}
+
+/* Item 14: max_body holds for chunked bodies as for Content-Length ones,
+ * to the byte. */
+START_TEST(test_max_body_chunked)
+{
+    const size_t max = 64 * 1024;
+    char *body, *req;
+    weft_hresp r;
+    size_t len;
+    weft_harness *h;
+
+    /* The environment override, so a test config cannot mask it. */
+    ck_assert_int_eq(setenv("WEFT_SERVER_MAX_BODY", "64k", 1), 0);
+    h = it_start_hello(NULL, 2);
+
+    /* Just at the limit, in 1000-byte chunks: served. */
+    body = json_of_len(max);
+    req = chunked_request(body, max, 1000, &len);
+    expect_served_then_ping(h, req, len, 200,
+                            "a chunked body of exactly max_body");
+    free(req);
+    /* One whole chunk at the limit. */
+    req = chunked_request(body, max, max, &len);
+    expect_served_then_ping(h, req, len, 200,
+                            "one chunk of exactly max_body");
+    free(req);
+    free(body);
+
+    /* One byte over, in pieces: 413 once the sum passes the limit. */
+    body = json_of_len(max + 1);
+    req = chunked_request(body, max + 1, 1000, &len);
+    expect_refused_closed(h, req, len, 413, "payload_too_large",
+                          "a chunked body of max_body + 1 in 1000-byte "
+                          "chunks");
+    free(req);
+    /* One byte over in one chunk: refused from its size line. */
+    req = chunked_request(body, max + 1, max + 1, &len);
+    expect_refused_closed(h, req, len, 413, "payload_too_large",
+                          "one chunk of max_body + 1");
+    free(req);
+
+    /* The same edge with Content-Length. */
+    it_req(h, "POST", "/api/hello/echo", "Content-Type: application/json\r\n",
+           body, max + 1, &r);
+    it_assert_error(&r, 413, "payload_too_large");
+    weft_hresp_free(&r);
+    free(body);
+    body = json_of_len(max);
+    it_req(h, "POST", "/api/hello/echo", "Content-Type: application/json\r\n",
+           body, max, &r);
+    ck_assert_msg(r.status == 200, "Content-Length = max_body: %d %.200s",
+                  r.status, r.body);
+    weft_hresp_free(&r);
+    free(body);
+    it_get_status(h, "/api/hello/ping", 200);
+    it_stop_ok(h);
+}
+END_TEST
+
+/* Item 16: Content-Length with Transfer-Encoding, through a connection. */
+START_TEST(test_cl_and_te_end_to_end)
+{
+    static const char *const reqs[] = {
+        "POST /api/hello/echo HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        "POST /api/hello/echo HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Length: 12\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        "POST /api/hello/echo HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\ncontent-length: 0\r\n"
+        "transfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        NULL};
+    weft_harness *h = it_start_hello(NULL, 2);
+    char what[64];
+
+    for (int i = 0; reqs[i] != NULL; i++) {
+        snprintf(what, sizeof(what), "Content-Length and Transfer-Encoding "
+                                     "(%d)",
+                 i);
+        expect_refused_closed(h, reqs[i], strlen(reqs[i]), 400, "bad_request",
+                              what);
+    }
+    it_get_status(h, "/api/hello/ping", 200);
+    it_stop_ok(h);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("integration_http");
@@ -869,6 +1170,11 @@ static Suite *http_suite(void)
     tcase_add_test(tc, test_admin_auth);
     tcase_add_test(tc, test_access_log_rid);
     tcase_add_test(tc, test_slow_head_times_out);
+    tcase_add_test(tc, test_chunk_size_strict);
+    tcase_add_test(tc, test_host_header_rules);
+    tcase_add_test(tc, test_reason_phrases);
+    tcase_add_test(tc, test_max_body_chunked);
+    tcase_add_test(tc, test_cl_and_te_end_to_end);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -168,7 +168,125 @@ START_TEST(reasons)
 {
     ck_assert_str_eq(whttp_reason(413), "Content Too Large");
     ck_assert_str_eq(whttp_reason(431), "Request Header Fields Too Large");
-    ck_assert_str_eq(whttp_reason(299), "Unknown");
+    ck_assert_str_eq(whttp_reason(303), "See Other");
+    ck_assert_str_eq(whttp_reason(307), "Temporary Redirect");
+    ck_assert_str_eq(whttp_reason(308), "Permanent Redirect");
+    ck_assert_str_eq(whttp_reason(410), "Gone");
+    ck_assert_str_eq(whttp_reason(412), "Precondition Failed");
+    ck_assert_str_eq(whttp_reason(451), "Unavailable For Legal Reasons");
+    ck_assert_str_eq(whttp_reason(511), "Network Authentication Required");
+    /* Unregistered codes: an empty phrase (RFC 9112 4), never a made-up
+     * word; every phrase is reason-phrase text. */
+    ck_assert_str_eq(whttp_reason(299), "");
+    ck_assert_str_eq(whttp_reason(599), "");
+    for (int st = 100; st <= 599; st++) {
+        const char *p = whttp_reason(st);
+        ck_assert_msg(strcmp(p, "Unknown") != 0, "%d reads Unknown", st);
+        for (; *p; p++)
+            ck_assert_msg(*p == ' ' || (*p > 0x20 && *p < 0x7f),
+                          "%d: bad reason character", st);
+    }
+}
+END_TEST
+
+static int chunk(const char *line, int64_t *sz)
+{
+    *sz = -7;
+    return whttp_chunk_size(line, strlen(line), sz);
+}
+
+START_TEST(chunk_sizes)
+{
+    static const char *const bad[] = {
+        "", "0x2", "0X2", "+2", "-0", "-2", " 2", "\t2", "2 ", "2\t", "x",
+        "2x", "g", "2;", "2; ", "2;=v", "2;a=", "2;a=\"x", "2;a b", "2;a=b c",
+        "2;a ", "2,a", "2;a=\"\x01\"", "2;a=\"x\\\x7f\"", "2\r", "1 0",
+        "0000000000000001" /* 16 digits */, "fffffffffffffffff", NULL};
+    char ext[200];
+    int64_t sz;
+
+    ck_assert_int_eq(chunk("2", &sz), 0);
+    ck_assert_int_eq(sz, 2);
+    ck_assert_int_eq(chunk("0", &sz), 0);
+    ck_assert_int_eq(sz, 0);
+    ck_assert_int_eq(chunk("1aF", &sz), 0);
+    ck_assert_int_eq(sz, 0x1af);
+    ck_assert_int_eq(chunk("FF", &sz), 0);
+    ck_assert_int_eq(sz, 255);
+    ck_assert_int_eq(chunk("ff", &sz), 0);
+    ck_assert_int_eq(sz, 255);
+    ck_assert_int_eq(chunk("000000000000010", &sz), 0); /* 15 digits */
+    ck_assert_int_eq(sz, 16);
+    ck_assert_int_eq(chunk("fffffffffffffff", &sz), 0);
+    ck_assert(sz == 0xfffffffffffffffLL);
+    /* Extensions, RFC 9112 7.1.1, with the BWS it allows. */
+    ck_assert_int_eq(chunk("2;ext=1", &sz), 0);
+    ck_assert_int_eq(sz, 2);
+    ck_assert_int_eq(chunk("2;a", &sz), 0);
+    ck_assert_int_eq(chunk("2;a;b=c", &sz), 0);
+    ck_assert_int_eq(chunk("2 ; a = b ;c", &sz), 0);
+    ck_assert_int_eq(chunk("2;a=\"q \\\" ;x\"", &sz), 0);
+    ck_assert_int_eq(sz, 2);
+    for (int i = 0; bad[i] != NULL; i++) {
+        ck_assert_msg(chunk(bad[i], &sz) == -1, "chunk size \"%s\" accepted",
+                      bad[i]);
+        ck_assert_msg(sz == -7, "size written for \"%s\"", bad[i]);
+    }
+    /* NUL inside the line (the length says where it ends). */
+    ck_assert_int_eq(whttp_chunk_size("2\0;a", 4, &sz), -1);
+    /* Extensions are bounded. */
+    ext[0] = '1';
+    ext[1] = ';';
+    memset(ext + 2, 'a', WHTTP_CHUNK_EXT - 1);
+    ext[WHTTP_CHUNK_EXT + 1] = '\0';
+    ck_assert_int_eq(chunk(ext, &sz), 0);
+    memset(ext + 2, 'a', WHTTP_CHUNK_EXT);
+    ext[WHTTP_CHUNK_EXT + 2] = '\0';
+    ck_assert_int_eq(chunk(ext, &sz), -1);
+}
+END_TEST
+
+START_TEST(host_headers)
+{
+    struct whttp_head h;
+    char *b;
+
+    ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", &h,
+                           &b),
+                     400);
+    free(b);
+    ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n", &h,
+                           &b),
+                     400);
+    free(b);
+    /* Also for HTTP/1.0, which need not send one at all. */
+    ck_assert_int_eq(parse("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", &h,
+                           &b),
+                     400);
+    free(b);
+    ck_assert_int_eq(parse("GET / HTTP/1.1\r\n\r\n", &h, &b), 400);
+    free(b);
+    ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", &h, &b), 400);
+    free(b);
+    ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", &h, &b), 400);
+    free(b);
+    ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", &h, &b), 400);
+    free(b);
+    ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", &h, &b), 400);
+    free(b);
+    ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: []\r\n\r\n", &h, &b), 400);
+    free(b);
+    static const char *const good[] = {"x", "127.0.0.1:8080", "[::1]:80",
+                                       "ex-ample.org", "", "a.b:", NULL};
+    for (int i = 0; good[i] != NULL; i++) {
+        char *t = malloc(strlen(good[i]) + 64);
+        sprintf(t, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", good[i]);
+        ck_assert_msg(parse(t, &h, &b) == 0, "Host: %s refused", good[i]);
+        free(b);
+        free(t);
+    }
+    ck_assert_int_eq(parse("GET / HTTP/1.0\r\n\r\n", &h, &b), 0);
+    free(b);
 }
 END_TEST
 
@@ -183,6 +301,8 @@ int main(void)
     tcase_add_test(tc, decoding);
     tcase_add_test(tc, query);
     tcase_add_test(tc, reasons);
+    tcase_add_test(tc, chunk_sizes);
+    tcase_add_test(tc, host_headers);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
