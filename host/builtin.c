@@ -66,19 +66,22 @@ static int wb_metrics(weft_req *r)
     return rc;
 }
 
-static int wb_plugins(weft_req *r)
+static int wb_plugin_list(weft_req *r, int admin)
 {
     json_t *arr = wplug_info(), *body;
     int rc;
 
     if (arr == NULL)
         return WEFT_ERR;
-    /* Where the files live is the admins' business, not the world's. */
-    if (!wauth_has_role(r, "admin") && !r->admin_token) {
+    /* Where the files live, and what each loop serves (the check that a
+     * reload reached every loop), are the admins' business. */
+    if (!admin) {
         size_t i;
         json_t *o;
-        json_array_foreach(arr, i, o)
+        json_array_foreach(arr, i, o) {
             json_object_del(o, "path");
+            json_object_del(o, "loops");
+        }
     }
     body = json_pack("{s:o}", "plugins", arr);
     if (body == NULL)
@@ -86,6 +89,17 @@ static int wb_plugins(weft_req *r)
     rc = wreq_reply_json(r, 200, body);
     json_decref(body);
     return rc;
+}
+
+static int wb_plugins(weft_req *r)
+{
+    return wb_plugin_list(r, wauth_has_role(r, "admin"));
+}
+
+/* The same list for the [admin] token, which only admin routes take. */
+static int wb_admin_plugins(weft_req *r)
+{
+    return wb_plugin_list(r, 1);
 }
 
 /* An admin reload: the work runs on the control thread, which owns every
@@ -146,6 +160,8 @@ int wbuiltin_register(void)
         wplug_host_route("GET", "/readyz", 0, wb_readyz) ||
         wplug_host_route("GET", "/metrics", 0, wb_metrics) ||
         wplug_host_route("GET", "/api/plugins", 0, wb_plugins) ||
+        wplug_host_route("GET", "/admin/plugins", WEFT_ROUTE_ADMIN,
+                         wb_admin_plugins) ||
         wplug_host_route("POST", "/admin/plugins/:name/reload",
                          WEFT_ROUTE_ADMIN, wb_reload))
         return -1;

@@ -47,7 +47,14 @@ struct wplugins {
     /* publishing */
     pthread_mutex_t pub_mu;
     pthread_cond_t pub_cv;
-    int acks;
+    unsigned long long pub_gen; /* of the last table built (control) */
+    /* What each loop serves, guarded by pub_mu: its table (alive while
+     * shown here, as the loop drops it only after replacing it here) and
+     * that table's generation. A reload waits on these, and /api/plugins
+     * shows them, so "every loop switched" can be checked from outside. */
+    int nloops;
+    struct wrtable **loop_rt;
+    unsigned long long *loop_gen;
 };
 
 static struct wplugins wpm;
@@ -543,8 +550,27 @@ static struct wrtable *wplug_build_table(int refs)
 
 struct wrtable *wplug_first_table(int nloops)
 {
+    struct wrtable *t;
+
+    wpm.loop_rt = calloc((size_t)(nloops > 0 ? nloops : 1),
+                         sizeof(*wpm.loop_rt));
+    wpm.loop_gen = calloc((size_t)(nloops > 0 ? nloops : 1),
+                          sizeof(*wpm.loop_gen));
+    if (wpm.loop_rt == NULL || wpm.loop_gen == NULL)
+        return NULL;
     wreg_rebuild();
-    return wplug_build_table(nloops);
+    t = wplug_build_table(nloops);
+    if (t == NULL)
+        return NULL;
+    pthread_mutex_lock(&wpm.pub_mu);
+    wpm.pub_gen = 1;
+    wpm.nloops = nloops;
+    for (int k = 0; k < nloops; k++) {
+        wpm.loop_rt[k] = t;
+        wpm.loop_gen[k] = 1;
+    }
+    pthread_mutex_unlock(&wpm.pub_mu);
+    return t;
 }
 
 struct weft_plugin *wplug_first_serving(void)
@@ -566,59 +592,87 @@ struct weft_plugin *wplug_next_serving(struct weft_plugin *i)
 struct weft_pluginall {
     struct wloop *loop;
     struct wrtable *t;
+    unsigned long long gen;
 };
 
+/* On loop `in->loop`, between two of its events: no request of this loop
+ * is running, so the swap is atomic for it. */
 static void wplug_install(void *arg)
 {
     struct weft_pluginall *in = arg;
     struct wrtable *old = in->loop->rt;
 
     in->loop->rt = in->t;
+    pthread_mutex_lock(&wpm.pub_mu);
+    if (in->loop->id >= 0 && in->loop->id < wpm.nloops) {
+        wpm.loop_rt[in->loop->id] = in->t;
+        wpm.loop_gen[in->loop->id] = in->gen;
+    }
+    pthread_cond_broadcast(&wpm.pub_cv);
+    pthread_mutex_unlock(&wpm.pub_mu);
     wrtable_release(old);
     free(in);
-    pthread_mutex_lock(&wpm.pub_mu);
-    wpm.acks++;
-    pthread_cond_signal(&wpm.pub_cv);
-    pthread_mutex_unlock(&wpm.pub_mu);
 }
 
-/* Give every loop the new table and wait until all of them use it, so an
- * admin reload answers only once the new version serves everywhere. */
+/* How many loops serve a table older than generation `gen` (pub_mu). */
+static int wplug_behind(unsigned long long gen)
+{
+    int n = 0;
+
+    for (int k = 0; k < wpm.nloops; k++)
+        n += wpm.loop_gen[k] < gen;
+    return n;
+}
+
+/*
+ * Give every loop the new table and wait until all of them use it, so an
+ * admin reload answers only once the new version serves everywhere.
+ * Each loop acknowledges the generation it installed, not just "a" table:
+ * a late acknowledgement of an earlier publish that timed out must not
+ * count for this one. Returns 0 when every loop switched, the number of
+ * loops still on an older table after 10 s (or that could not be told),
+ * or -1 when no table could be built.
+ */
 static int wplug_publish(void)
 {
     struct wrtable *t = wplug_build_table(whost_g->nloops);
     struct timespec deadline;
-    int posted = 0;
+    unsigned long long gen;
+    int behind;
 
     wreg_rebuild();
     if (t == NULL) {
         wlog(WLOG_ERROR, "host", "out of memory building the routing table");
         return -1;
     }
-    pthread_mutex_lock(&wpm.pub_mu);
-    wpm.acks = 0;
-    pthread_mutex_unlock(&wpm.pub_mu);
+    gen = ++wpm.pub_gen;
     for (int k = 0; k < whost_g->nloops; k++) {
         struct weft_pluginall *in = malloc(sizeof(*in));
-        if (in == NULL || (in->loop = &whost_g->loops[k], in->t = t,
-                           wloop_post(in->loop, wplug_install, in) != 0)) {
+        if (in == NULL ||
+            (in->loop = &whost_g->loops[k], in->t = t, in->gen = gen,
+             wloop_post(in->loop, wplug_install, in) != 0)) {
             free(in);
             wrtable_release(t); /* this loop's share */
-            continue;
+            wlog(WLOG_ERROR, "host", "out of memory: loop %d keeps its "
+                                     "routing table",
+                 k);
         }
-        posted++;
     }
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 10;
     pthread_mutex_lock(&wpm.pub_mu);
-    while (wpm.acks < posted)
+    while ((behind = wplug_behind(gen)) > 0)
         if (pthread_cond_timedwait(&wpm.pub_cv, &wpm.pub_mu, &deadline) != 0) {
-            wlog(WLOG_WARN, "host",
-                 "a loop did not take the new routing table within 10 s");
+            behind = wplug_behind(gen);
+            if (behind > 0)
+                wlog(WLOG_WARN, "host",
+                     "%d loop(s) did not take the new routing table within "
+                     "10 s",
+                     behind);
             break;
         }
     pthread_mutex_unlock(&wpm.pub_mu);
-    return 0;
+    return behind;
 }
 
 /* ---- slots ------------------------------------------------------------ */
@@ -789,7 +843,8 @@ void wplug_sync(const struct wsettings *set)
                 olds[nold++] = old;
         }
     }
-    wplug_publish();
+    /* Its problems are logged; SIGHUP has no one else to tell. */
+    (void)wplug_publish();
     for (int k = 0; k < nold; k++)
         wplug_inst_release(olds[k]);
     free(olds);
@@ -815,7 +870,7 @@ void wplug_reload_changed(const struct wsettings *set)
         wlog(WLOG_INFO, "host", "plugin %s: file changed, reloading",
              sp->name);
         if (wplug_replace(s, set, sp, &old, NULL) == 0) {
-            wplug_publish();
+            (void)wplug_publish(); /* logged, as for SIGHUP */
             if (old != NULL)
                 wplug_inst_release(old);
         }
@@ -856,12 +911,30 @@ int wplug_reload(const char *config_path, const char *name, json_t **body)
                           "message", why ? why : "reload failed");
         status = 422;
     } else {
-        wplug_publish();
+        int behind = wplug_publish();
         if (old != NULL)
             wplug_inst_release(old);
-        *body = json_pack("{s:s,s:s,s:s}", "plugin", name, "version",
-                          s->cur->desc->version, "state", "running");
-        status = 200;
+        if (behind == 0) {
+            *body = json_pack("{s:s,s:s,s:s}", "plugin", name, "version",
+                              s->cur->desc->version, "state", "running");
+            status = 200;
+        } else {
+            /* Loaded, but not what every loop serves: a 200 would be a
+             * promise the next request might break. */
+            char msg[160];
+            if (behind > 0)
+                snprintf(msg, sizeof(msg),
+                         "version %s is loaded but %d of %d event loops "
+                         "still serve the previous one",
+                         s->cur->desc->version, behind, whost_g->nloops);
+            else
+                snprintf(msg, sizeof(msg), "version %s is loaded but no "
+                                           "routing table could be built",
+                         s->cur->desc->version);
+            *body = json_pack("{s:{s:s,s:s}}", "error", "code",
+                              "reload_incomplete", "message", msg);
+            status = 503;
+        }
     }
     free(why);
     wsettings_free(set);
@@ -937,6 +1010,13 @@ void wplug_fini(void)
         free(s);
     }
     wpm.slots = NULL;
+    pthread_mutex_lock(&wpm.pub_mu);
+    free(wpm.loop_rt);
+    free(wpm.loop_gen);
+    wpm.loop_rt = NULL;
+    wpm.loop_gen = NULL;
+    wpm.nloops = 0;
+    pthread_mutex_unlock(&wpm.pub_mu);
     for (int k = 0; k < wpm.nhost; k++)
         wroute_free(wpm.host_routes[k]);
     free(wpm.host_routes);
@@ -950,6 +1030,30 @@ static const char *wplug_state_name(int st)
 {
     return st == WPS_RUNNING ? "running" : st == WPS_FAILED ? "failed"
                                                            : "disabled";
+}
+
+/* Per loop: the generation of its table and the version of `s` in it
+ * (null when that table has none). info_mu is held; pub_mu nests in it. */
+static json_t *wplug_loops_info(const struct wplug_slot *s)
+{
+    json_t *arr = json_array();
+
+    if (arr == NULL)
+        return json_null();
+    pthread_mutex_lock(&wpm.pub_mu);
+    for (int k = 0; k < wpm.nloops; k++) {
+        const struct wrtable *t = wpm.loop_rt[k];
+        const char *v = NULL;
+        for (int j = 0; t != NULL && j < t->ninsts; j++)
+            if (t->insts[j]->slot == s)
+                v = t->insts[j]->desc->version;
+        json_array_append_new(
+            arr, json_pack("{s:i, s:I, s:o}", "loop", k, "generation",
+                           (json_int_t)wpm.loop_gen[k], "version",
+                           v != NULL ? json_string(v) : json_null()));
+    }
+    pthread_mutex_unlock(&wpm.pub_mu);
+    return arr;
 }
 
 json_t *wplug_info(void)
@@ -969,6 +1073,8 @@ json_t *wplug_info(void)
             s->last_error ? json_string(s->last_error) : json_null(), "loads",
             (json_int_t)s->loads, "reloads", (json_int_t)s->reloads,
             "failures", (json_int_t)s->failures);
+        if (o != NULL)
+            json_object_set_new(o, "loops", wplug_loops_info(s));
         if (o != NULL && s->state == WPS_RUNNING && s->widget) {
             char url[160];
             snprintf(url, sizeof(url), "/p/%s/widget.js", s->name);
@@ -1019,6 +1125,14 @@ void wplug_metrics(struct evbuffer *out)
                                 names[m], name, v);
         }
     }
+    evbuffer_add_printf(out, "# HELP weft_routing_generation Generation of "
+                             "the routing table each loop serves.\n# TYPE "
+                             "weft_routing_generation gauge\n");
+    pthread_mutex_lock(&wpm.pub_mu);
+    for (int k = 0; k < wpm.nloops; k++)
+        evbuffer_add_printf(out, "weft_routing_generation{loop=\"%d\"} %llu\n",
+                            k, wpm.loop_gen[k]);
+    pthread_mutex_unlock(&wpm.pub_mu);
     evbuffer_add_printf(out, "# HELP weft_plugin_up 1 when a version of the "
                              "plugin serves.\n# TYPE weft_plugin_up gauge\n");
     for (struct wplug_slot *s = wpm.slots; s; s = s->next) {

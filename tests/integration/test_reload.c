@@ -499,6 +499,165 @@ START_TEST(test_watch_reloads_rewritten_file)
 }
 END_TEST
 
+/* ---- a reload answers 200 only once every loop serves the new version -- */
+
+#define LB_LOOPS 3
+#define LB_BLOCK_MS 2000
+
+/* One request on a keep-alive connection; asserts an answer came. */
+static void lb_req(int fd, const char *method, const char *path,
+                   const char *token, weft_hresp *r)
+{
+    char *req = it_strf("%s %s HTTP/1.1\r\nHost: x\r\n%s%s%sContent-Length: "
+                        "0\r\n\r\n",
+                        method, path, token ? "Authorization: Bearer " : "",
+                        token ? token : "", token ? "\r\n" : "");
+
+    ck_assert_int_eq(weft_harness_send(fd, req, strlen(req)), 0);
+    ck_assert_msg(weft_hresp_read(fd, r, 15000) == 0, "%s %s: no answer (%s)",
+                  method, path, strerror(errno));
+    free(req);
+}
+
+/* GET /api/loopblock/where on fd: the serving thread, *version set. */
+static long long lb_where(int fd, char *version, size_t size)
+{
+    weft_hresp r;
+    json_t *j;
+    long long tid;
+
+    lb_req(fd, "GET", "/api/loopblock/where", NULL, &r);
+    ck_assert_msg(r.status == 200, "where: %d %.200s", r.status, r.body);
+    j = it_json(&r);
+    tid = (long long)json_integer_value(json_object_get(j, "thread"));
+    snprintf(version, size, "%s",
+             it_jstr(j, "version") ? it_jstr(j, "version") : "");
+    json_decref(j);
+    weft_hresp_free(&r);
+    ck_assert(tid > 0);
+    return tid;
+}
+
+/*
+ * Item 15 of issue 8: hold one loop in a 2 s handler, reload from another
+ * loop, and check at the moment of the 200 that every loop serves the new
+ * version, as /admin/plugins says and as a request on each loop shows. An
+ * answer sent before the held loop switched fails here.
+ */
+START_TEST(test_reload_waits_for_every_loop)
+{
+    char *dir = it_mkdtemp(), *so = it_strf("%s/loopblock.so", dir);
+    char *tmp = it_strf("%s.new", so), *ini, ver[32];
+    long long tids[LB_LOOPS], tid, t_block, t_ok;
+    int fds[LB_LOOPS], n = 0, fd;
+    const char *token;
+    weft_hresp r;
+    json_t *j, *e, *loops, *lo;
+    size_t k;
+    weft_harness *h;
+
+    it_copy_file(IT_LOOPBLOCK_V1_SO, so);
+    ini = it_strf("[plugin.loopblock]\npath = %s\nenabled = true\n", so);
+    h = it_start(ini, LB_LOOPS);
+    token = weft_harness_admin_token(h);
+
+    /* One keep-alive connection per loop; SO_REUSEPORT spreads them by
+     * a hash of the addresses, so a few dozen tries find every loop. */
+    for (int tries = 0; n < LB_LOOPS && tries < 100; tries++) {
+        int seen = 0;
+        fd = weft_harness_connect(h);
+        ck_assert_int_ge(fd, 0);
+        tid = lb_where(fd, ver, sizeof(ver));
+        ck_assert_str_eq(ver, "1.0.0");
+        for (int i = 0; i < n; i++)
+            seen |= tids[i] == tid;
+        if (seen) {
+            weft_harness_close(fd);
+            continue;
+        }
+        tids[n] = tid;
+        fds[n++] = fd;
+    }
+    ck_assert_msg(n == LB_LOOPS, "100 connections reached only %d of %d "
+                                 "loops",
+                  n, LB_LOOPS);
+
+    /* The new version on disk, then loop 0 held for 2 s. */
+    it_copy_file(IT_LOOPBLOCK_V2_SO, tmp);
+    ck_assert_int_eq(rename(tmp, so), 0);
+    {
+        static const char block[] =
+            "GET /api/loopblock/block?ms=" IT_STR(LB_BLOCK_MS)
+            " HTTP/1.1\r\nHost: x\r\n\r\n";
+        ck_assert_int_eq(weft_harness_send(fds[0], block, sizeof(block) - 1),
+                         0);
+    }
+    t_block = it_now_ms();
+    it_sleep_ms(300); /* the handler is sleeping now */
+
+    /* The reload, sent on another loop's connection. */
+    lb_req(fds[1], "POST", "/admin/plugins/loopblock/reload", token, &r);
+    t_ok = it_now_ms();
+    ck_assert_msg(r.status == 200, "reload: %d %.300s", r.status, r.body);
+    j = it_json(&r);
+    ck_assert_str_eq(it_jstr(j, "version"), "2.0.0");
+    json_decref(j);
+    weft_hresp_free(&r);
+
+    /* Right at the 200, from a loop that was never held: every loop's
+     * table has the new version. */
+    lb_req(fds[1], "GET", "/admin/plugins", token, &r);
+    ck_assert_int_eq(r.status, 200);
+    j = it_json(&r);
+    e = NULL;
+    json_array_foreach(json_object_get(j, "plugins"), k, lo)
+        if (it_jstr(lo, "name") && strcmp(it_jstr(lo, "name"), "loopblock") == 0)
+            e = lo;
+    ck_assert_msg(e != NULL, "loopblock not in /admin/plugins: %s", r.body);
+    loops = json_object_get(e, "loops");
+    ck_assert_msg(json_is_array(loops) && json_array_size(loops) == LB_LOOPS,
+                  "/admin/plugins lacks one entry per loop: %s",
+                  r.body);
+    json_array_foreach(loops, k, lo)
+        ck_assert_msg(it_jstr(lo, "version") != NULL &&
+                          strcmp(it_jstr(lo, "version"), "2.0.0") == 0,
+                      "the reload answered 200 %lld ms after loop 0 was "
+                      "held, but loop %zu still serves %s: %s",
+                      t_ok - t_block, k,
+                      it_jstr(lo, "version") ? it_jstr(lo, "version")
+                                             : "nothing",
+                      r.body);
+    json_decref(j);
+    weft_hresp_free(&r);
+    /* It could not have: the held loop switches only after its handler. */
+    ck_assert_msg(t_ok - t_block >= LB_BLOCK_MS - 100,
+                  "the reload answered %lld ms after a %d ms hold of one "
+                  "loop began",
+                  t_ok - t_block, LB_BLOCK_MS);
+
+    /* The held request finishes on the version it started with; then a
+     * request on every loop is served by the new one. */
+    ck_assert_msg(weft_hresp_read(fds[0], &r, 15000) == 0, "no answer to "
+                                                           "the hold");
+    ck_assert_int_eq(r.status, 200);
+    weft_hresp_free(&r);
+    for (int i = 0; i < LB_LOOPS; i++) {
+        tid = lb_where(fds[i], ver, sizeof(ver));
+        ck_assert_msg(tid == tids[i], "a keep-alive connection moved loops");
+        ck_assert_msg(strcmp(ver, "2.0.0") == 0,
+                      "loop of thread %lld serves %s after the reload's 200",
+                      tid, ver);
+        weft_harness_close(fds[i]);
+    }
+    it_stop_ok(h);
+    free(ini);
+    free(tmp);
+    free(so);
+    it_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *reload_suite(void)
 {
     Suite *s = suite_create("integration_reload");
@@ -511,6 +670,7 @@ static Suite *reload_suite(void)
     tcase_add_test(tc, test_fail_init_sighup);
     tcase_add_test(tc, test_disable_enable_sighup);
     tcase_add_test(tc, test_watch_reloads_rewritten_file);
+    tcase_add_test(tc, test_reload_waits_for_every_loop);
     suite_add_tcase(s, load);
     suite_add_tcase(s, tc);
     return s;
