@@ -335,6 +335,16 @@ static int wconn_read_chunked(struct wconn *c, struct evbuffer *in)
             if (r->chunk_state == CH_TRAILER) {
                 if (line[0] == '\0')
                     return 1; /* trailers are ignored */
+                /* Only field lines, and no more of them than a head may
+                 * hold: a request line here would be a request to a proxy
+                 * that ends the body at "0". chunk_left is spent, so it
+                 * counts the trailer bytes. */
+                r->chunk_left += (int64_t)eol.pos + 2;
+                if (whttp_trailer_line(line, (size_t)eol.pos) != 0 ||
+                    r->chunk_left > (int64_t)whost_g->lim.max_header) {
+                    wconn_fail(c, 400, "bad_request", "malformed trailer");
+                    return -1;
+                }
                 continue;
             }
             int64_t sz;

@@ -433,6 +433,18 @@ int whttp_chunk_size(const char *line, size_t len, int64_t *size)
     return 0;
 }
 
+int whttp_trailer_line(const char *line, size_t len)
+{
+    const char *e = line + len, *q = whttp_token_end(line, e);
+
+    if (q == line || q == e || *q != ':')
+        return -1;
+    for (q++; q < e; q++)
+        if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
+            return -1;
+    return 0;
+}
+
 /* Every code registered with IANA: the host sends 101 and 200-599, and a
  * plugin may choose any code from 200 to 599. An unregistered one gets an
  * empty phrase, which RFC 9112 section 4 allows; clients read the code. */

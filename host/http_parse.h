@@ -67,6 +67,10 @@ int whttp_query_get(const char *query, const char *name, char *out,
  */
 int whttp_chunk_size(const char *line, size_t len, int64_t *size);
 
+/* Is this (len bytes, without CRLF) a field line, as a trailer must be:
+ * token ":" then no control character? 0 yes, -1 no. */
+int whttp_trailer_line(const char *line, size_t len);
+
 /* Reason phrase for a status code ("" for an unregistered one). */
 const char *whttp_reason(int status);
 

@@ -246,6 +246,22 @@ START_TEST(chunk_sizes)
 }
 END_TEST
 
+START_TEST(trailer_lines)
+{
+    static const char *const good[] = {"X-Sum: 1", "a:", "a:b\tc", NULL};
+    static const char *const bad[] = {"GET / HTTP/1.1", ": v", "a b: v",
+                                      "a", " a: v", "a: \x01", "a: \x7f",
+                                      NULL};
+
+    for (int i = 0; good[i] != NULL; i++)
+        ck_assert_msg(whttp_trailer_line(good[i], strlen(good[i])) == 0,
+                      "trailer \"%s\" refused", good[i]);
+    for (int i = 0; bad[i] != NULL; i++)
+        ck_assert_msg(whttp_trailer_line(bad[i], strlen(bad[i])) == -1,
+                      "trailer \"%s\" accepted", bad[i]);
+}
+END_TEST
+
 START_TEST(host_headers)
 {
     struct whttp_head h;
@@ -303,6 +319,7 @@ int main(void)
     tcase_add_test(tc, reasons);
     tcase_add_test(tc, chunk_sizes);
     tcase_add_test(tc, host_headers);
+    tcase_add_test(tc, trailer_lines);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
