@@ -657,6 +657,121 @@ START_TEST(test_reload_waits_for_every_loop)
                       tid, ver);
         weft_harness_close(fds[i]);
     }
+    /* /metrics agrees: one generation on every loop. */
+    it_get(h, "/metrics", &r);
+    ck_assert_int_eq(r.status, 200);
+    {
+        double g0 = -1, g;
+        char label[32];
+        const char *labels[2] = {label, NULL};
+        for (int i = 0; i < LB_LOOPS; i++) {
+            snprintf(label, sizeof(label), "loop=\"%d\"", i);
+            ck_assert_msg(it_metric(r.body, "weft_routing_generation", labels,
+                                    &g),
+                          "no weft_routing_generation{loop=\"%d\"}", i);
+            if (i == 0)
+                g0 = g;
+            ck_assert_msg(g == g0 && g >= 2,
+                          "loop %d at generation %g, loop 0 at %g", i, g, g0);
+        }
+    }
+    weft_hresp_free(&r);
+    it_stop_ok(h);
+    free(ini);
+    free(tmp);
+    free(so);
+    it_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Find one keep-alive connection per loop (n loops); fills fds, tids. */
+static void lb_connect_all(weft_harness *h, int n, int *fds, long long *tids)
+{
+    char ver[32];
+    int got = 0;
+
+    for (int tries = 0; got < n && tries < 100; tries++) {
+        int fd = weft_harness_connect(h), seen = 0;
+        long long tid;
+        ck_assert_int_ge(fd, 0);
+        tid = lb_where(fd, ver, sizeof(ver));
+        for (int i = 0; i < got; i++)
+            seen |= tids[i] == tid;
+        if (seen) {
+            weft_harness_close(fd);
+            continue;
+        }
+        tids[got] = tid;
+        fds[got++] = fd;
+    }
+    ck_assert_msg(got == n, "100 connections reached only %d of %d loops",
+                  got, n);
+}
+
+/*
+ * The race lost outright: a loop held past the reload's 10 s wait. The
+ * answer must not be 200 (the held loop still serves the old version);
+ * /admin/plugins says which loop is behind, and once the hold ends every
+ * loop serves the new version.
+ */
+START_TEST(test_reload_loop_held_too_long)
+{
+    static const char hold[] =
+        "GET /api/loopblock/block?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /api/loopblock/block?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /api/loopblock/block?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *dir = it_mkdtemp(), *so = it_strf("%s/loopblock.so", dir);
+    char *tmp = it_strf("%s.new", so), *ini, ver[32];
+    long long tids[2];
+    int fds[2], behind = 0;
+    weft_hresp r;
+    json_t *j, *lo, *e = NULL;
+    size_t k;
+    weft_harness *h;
+
+    it_copy_file(IT_LOOPBLOCK_V1_SO, so);
+    ini = it_strf("[plugin.loopblock]\npath = %s\nenabled = true\n", so);
+    h = it_start(ini, 2);
+    lb_connect_all(h, 2, fds, tids);
+    it_copy_file(IT_LOOPBLOCK_V2_SO, tmp);
+    ck_assert_int_eq(rename(tmp, so), 0);
+    /* Three pipelined holds run back to back in one turn of the loop. */
+    ck_assert_int_eq(weft_harness_send(fds[0], hold, sizeof(hold) - 1), 0);
+    it_sleep_ms(500);
+    lb_req(fds[1], "POST", "/admin/plugins/loopblock/reload",
+           weft_harness_admin_token(h), &r);
+    ck_assert_msg(r.status != 200,
+                  "the reload answered 200 while a loop was held for 12 s "
+                  "on the old version: %.300s",
+                  r.body);
+    it_assert_error(&r, 503, "reload_incomplete");
+    weft_hresp_free(&r);
+    lb_req(fds[1], "GET", "/admin/plugins", weft_harness_admin_token(h), &r);
+    j = it_json(&r);
+    json_array_foreach(json_object_get(j, "plugins"), k, lo)
+        if (it_jstr(lo, "name") && strcmp(it_jstr(lo, "name"), "loopblock") == 0)
+            e = lo;
+    ck_assert_ptr_nonnull(e);
+    json_array_foreach(json_object_get(e, "loops"), k, lo)
+        behind += it_jstr(lo, "version") != NULL &&
+                  strcmp(it_jstr(lo, "version"), "1.0.0") == 0;
+    ck_assert_msg(behind == 1, "/admin/plugins should show the held loop on "
+                               "1.0.0: %s",
+                  r.body);
+    json_decref(j);
+    weft_hresp_free(&r);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(weft_hresp_read(fds[0], &r, 15000) == 0,
+                      "hold %d: no answer", i);
+        weft_hresp_free(&r);
+    }
+    for (int i = 0; i < 2; i++) {
+        lb_where(fds[i], ver, sizeof(ver));
+        ck_assert_msg(strcmp(ver, "2.0.0") == 0,
+                      "loop %d serves %s after its hold ended", i, ver);
+        weft_harness_close(fds[i]);
+    }
     it_stop_ok(h);
     free(ini);
     free(tmp);
@@ -679,6 +794,7 @@ static Suite *reload_suite(void)
     tcase_add_test(tc, test_disable_enable_sighup);
     tcase_add_test(tc, test_watch_reloads_rewritten_file);
     tcase_add_test(tc, test_reload_waits_for_every_loop);
+    tcase_add_test(tc, test_reload_loop_held_too_long);
     suite_add_tcase(s, load);
     suite_add_tcase(s, tc);
     return s;
