@@ -333,7 +333,7 @@ static int wconn_read_chunked(struct wconn *c, struct evbuffer *in)
             line[eol.pos] = '\0';
             evbuffer_drain(in, 2);
             if (r->chunk_state == CH_TRAILER) {
-                if (line[0] == '\0')
+                if (eol.pos == 0)
                     return 1; /* trailers are ignored */
                 /* Only field lines, and no more of them than a head may
                  * hold: a request line here would be a request to a proxy
