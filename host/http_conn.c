@@ -244,7 +244,10 @@ int wconn_stream_open(struct wconn *c)
     int64_t now = wloop_now_ms();
     int rc;
 
-    if (c->streamed || !c->has_peer)
+    /* A trusted proxy's own requests are not limited (see [server]
+     * trusted_proxies): only the clients it names are. */
+    if (c->streamed || !c->has_peer ||
+        wproxy_trusted(&wpeer_conf()->proxies, &c->client))
         return 0;
     rc = wpeer_stream_take(&c->client, now);
     if (rc != WPEER_OK) {

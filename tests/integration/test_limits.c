@@ -152,6 +152,7 @@ START_TEST(test_idle_connections_per_address)
     weft_harness *h = it_start_hello("[server]\nmax_connections = 40\n"
                                      "max_connections_per_address = 20\n"
                                      "reserved_connections_percent = 0\n"
+                                     "trusted_proxies =\n"
                                      "connection_rate_per_address = 0\n",
                                      2);
     int fds[45], closed;
@@ -197,6 +198,7 @@ START_TEST(test_reserve_for_light_addresses)
     weft_harness *h = it_start_hello("[server]\nmax_connections = 40\n"
                                      "max_connections_per_address = 30\n"
                                      "reserved_connections_percent = 25\n"
+                                     "trusted_proxies =\n"
                                      "connection_rate_per_address = 0\n",
                                      2);
     int a[30], b[20], closed;
@@ -219,6 +221,7 @@ END_TEST
 START_TEST(test_connection_rate)
 {
     weft_harness *h = it_start_hello("[server]\n"
+                                     "trusted_proxies =\n"
                                      "connection_rate_per_address = 4\n"
                                      "connection_burst_per_address = 5\n",
                                      2);
@@ -258,14 +261,15 @@ static char *rttest_ini(const char *more)
 
 #define SSE "GET /api/realtime?topic=rttest.public.a HTTP/1.1\r\nHost: x\r\n\r\n"
 
-/* Read the head of an SSE answer on fd: its status, or -1. */
-static int sse_open(int fd)
+/* Send `req` (an SSE request) and read the head of its answer on fd: its
+ * status, or -1. */
+static int sse_open_req(int fd, const char *req)
 {
     char buf[2048];
     size_t n = 0;
     int st = -1;
 
-    if (weft_harness_send(fd, SSE, strlen(SSE)) != 0)
+    if (weft_harness_send(fd, req, strlen(req)) != 0)
         return -1;
     while (n < sizeof(buf) - 1) {
         struct pollfd p = {fd, POLLIN, 0};
@@ -292,6 +296,11 @@ static int sse_open(int fd)
     return st;
 }
 
+static int sse_open(int fd)
+{
+    return sse_open_req(fd, SSE);
+}
+
 /* Anonymous SSE streams on a public topic from one address: those over
  * max_streams_per_address are answered 429; another address still gets
  * its stream and its requests. */
@@ -300,6 +309,7 @@ START_TEST(test_sse_streams_per_address)
     char *ini = rttest_ini("max_connections = 30\n"
                            "max_connections_per_address = 25\n"
                            "max_streams_per_address = 5\n"
+                           "trusted_proxies =\n"
                            "connection_rate_per_address = 0\n");
     weft_harness *h = it_start(ini, 2);
     int fds[25], ok = 0, refusedn = 0, other;
@@ -342,15 +352,15 @@ static char *xff_req(const char *client)
                    client);
 }
 
-/* From a trusted proxy, the forwarded address is the one limited (and the
- * proxy itself is not); from an untrusted peer the header is ignored. */
+/* From a trusted proxy (by default loopback's 127.0.0.1 and ::1), the
+ * forwarded address is the one limited (and the proxy itself is not); from
+ * an untrusted peer the header is ignored. */
 START_TEST(test_trusted_proxy)
 {
     weft_harness *h = it_start_hello("[server]\n"
                                      "max_connections_per_address = 3\n"
-                                     "connection_rate_per_address = 0\n"
-                                     "trusted_proxies = 127.0.0.1/32, ::1\n",
-                                     2);
+                                     "connection_rate_per_address = 0\n",
+                                     2); /* trusted_proxies: the default */
     char *r7 = xff_req("203.0.113.7"), *r8 = xff_req("203.0.113.8");
     int fds[8], n429 = 0;
     weft_hresp r;
@@ -413,6 +423,32 @@ START_TEST(test_trusted_proxy)
 }
 END_TEST
 
+/* Streams through a trusted proxy count for the forwarded client; the
+ * proxy's own streams are not limited. */
+START_TEST(test_proxy_streams)
+{
+    char *ini = rttest_ini("max_streams_per_address = 2\n"
+                           "connection_rate_per_address = 0\n");
+    weft_harness *h = it_start(ini, 2);
+    const char *fwd = "GET /api/realtime?topic=rttest.public.a HTTP/1.1\r\n"
+                      "Host: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n";
+    int fds[8];
+
+    for (int i = 0; i < 3; i++) {
+        fds[i] = connect_from(h, "127.0.0.1");
+        ck_assert_int_eq(sse_open_req(fds[i], fwd), i < 2 ? 200 : 429);
+    }
+    for (int i = 3; i < 8; i++) {
+        fds[i] = connect_from(h, "127.0.0.1");
+        ck_assert_int_eq(sse_open(fds[i]), 200);
+    }
+    for (int i = 0; i < 8; i++)
+        weft_harness_close(fds[i]);
+    free(ini);
+    it_stop_ok(h);
+}
+END_TEST
+
 /* The keys are checked like every other: a bad CIDR block stops weftd. */
 START_TEST(test_bad_trusted_proxies)
 {
@@ -448,6 +484,7 @@ static Suite *limits_suite(void)
     tcase_add_test(tc, test_connection_rate);
     tcase_add_test(tc, test_sse_streams_per_address);
     tcase_add_test(tc, test_trusted_proxy);
+    tcase_add_test(tc, test_proxy_streams);
     tcase_add_test(tc, test_bad_trusted_proxies);
     suite_add_tcase(s, tc);
     return s;
