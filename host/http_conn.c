@@ -259,8 +259,9 @@ int wconn_stream_open(struct wconn *c)
 }
 
 /* A request from a trusted proxy: count the connection for the client the
- * proxy names, which can change from one request to the next. Returns 0,
- * or -1 after answering 429 (the client is over its limit). */
+ * proxy names, until the request is done (or, taken over, the stream
+ * ends). Returns 0, or -1 after answering 429 (the client is over its
+ * limit). */
 static int wconn_attribute(struct wconn *c)
 {
     struct wproxy_addr who;
@@ -280,7 +281,10 @@ static int wconn_attribute(struct wconn *c)
     wproxy_format(&who, c->client_ip, sizeof(c->client_ip));
     if (wproxy_trusted(&wpeer_conf()->proxies, &who))
         return 0; /* no header: the proxy itself, which is not limited */
-    rc = wpeer_conn_take(&who, atomic_load(&whost_g->nconns), now);
+    /* No rate: a proxy's connections are not its clients' (one per request
+     * without upstream keep-alive, shared with it), so connections per
+     * second of a client can only be limited at the proxy. */
+    rc = wpeer_conn_take(&who, atomic_load(&whost_g->nconns), 0, now);
     if (rc == WPEER_OK) {
         c->counted = 1;
         return 0;
@@ -547,6 +551,13 @@ void wconn_request_done(struct wconn *c, int keepalive)
 
     c->req = NULL;
     wreq_free(r);
+    if (c->proxied && c->counted && c->up == NULL) {
+        /* A proxy keeps its connections open between clients: one counts
+         * for a client while it carries the client's request (or stream),
+         * else an idle pool would fill the client's quota. */
+        wpeer_conn_drop(&c->client, wloop_now_ms());
+        c->counted = 0;
+    }
     if (c->bev == NULL) {
         wconn_free(c);
         return;
@@ -715,7 +726,7 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
     else if (in_use > whost_g->lim.max_connections)
         rc = WPEER_GLOBAL;
     else if (has_peer && !wpeer_is_proxy(&peer))
-        rc = wpeer_conn_take(&peer, in_use, now);
+        rc = wpeer_conn_take(&peer, in_use, 1, now);
     if (rc != WPEER_OK) {
         atomic_fetch_sub(&whost_g->nconns, 1);
         evutil_closesocket(fd);

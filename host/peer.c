@@ -222,7 +222,8 @@ static struct wpeer_ent **wpeer_get(const struct wproxy_addr *a, int64_t now,
     return pp;
 }
 
-int wpeer_conn_take(const struct wproxy_addr *a, int in_use, int64_t now_ms)
+int wpeer_conn_take(const struct wproxy_addr *a, int in_use, int rate,
+                    int64_t now_ms)
 {
     const struct wpeer_conf *c = &wpeer.conf;
     struct wpeer_shard *s;
@@ -239,11 +240,11 @@ int wpeer_conn_take(const struct wproxy_addr *a, int in_use, int64_t now_ms)
     else if (c->reserved > 0 && in_use > c->global_max - c->reserved &&
              e->conns >= WPEER_LIGHT)
         rc = WPEER_RESERVE;
-    else if (c->rate > 0 && e->tokens < 1.0)
+    else if (rate && c->rate > 0 && e->tokens < 1.0)
         rc = WPEER_RATE;
     if (rc == WPEER_OK) {
         e->conns++;
-        if (c->rate > 0)
+        if (rate && c->rate > 0)
             e->tokens -= 1.0;
     }
     wpeer_settle(pp, now_ms, was_idle);

@@ -47,9 +47,11 @@ int wpeer_is_proxy(const struct wproxy_addr *a);
 const struct wpeer_conf *wpeer_conf(void);
 
 /* Count a new connection of `a`; `in_use` is the number of connections
- * open host-wide, this one included. Returns WPEER_OK or the reason for
- * refusing it (then nothing was counted). */
-int wpeer_conn_take(const struct wproxy_addr *a, int in_use, int64_t now_ms);
+ * open host-wide, this one included; `rate`: it is a new connection (not
+ * one a proxy names `a` on), so it takes from the rate bucket. Returns
+ * WPEER_OK or the reason for refusing it (then nothing was counted). */
+int wpeer_conn_take(const struct wproxy_addr *a, int in_use, int rate,
+                    int64_t now_ms);
 void wpeer_conn_drop(const struct wproxy_addr *a, int64_t now_ms);
 
 /* Count an open realtime stream of `a`: WPEER_OK or WPEER_STREAMS. */

@@ -34,15 +34,15 @@ START_TEST(per_address_connections)
 
     init(3, 0, 0, 1, 1000, 0);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(wpeer_conn_take(&a, i + 1, 0), WPEER_OK);
-    ck_assert_int_eq(wpeer_conn_take(&a, 4, 0), WPEER_CONNS);
-    ck_assert_int_eq(wpeer_conn_take(&b, 4, 0), WPEER_OK);
+        ck_assert_int_eq(wpeer_conn_take(&a, i + 1, 1, 0), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&a, 4, 1, 0), WPEER_CONNS);
+    ck_assert_int_eq(wpeer_conn_take(&b, 4, 1, 0), WPEER_OK);
     wpeer_conn_drop(&a, 0);
-    ck_assert_int_eq(wpeer_conn_take(&a, 4, 0), WPEER_OK);
-    ck_assert_int_eq(wpeer_conn_take(&a, 5, 0), WPEER_CONNS);
+    ck_assert_int_eq(wpeer_conn_take(&a, 4, 1, 0), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&a, 5, 1, 0), WPEER_CONNS);
     /* a mapped IPv4 address is the same client */
     struct wproxy_addr m = ip("::ffff:127.0.0.1");
-    ck_assert_int_eq(wpeer_conn_take(&m, 5, 0), WPEER_CONNS);
+    ck_assert_int_eq(wpeer_conn_take(&m, 5, 1, 0), WPEER_CONNS);
     wpeer_shutdown();
 }
 END_TEST
@@ -53,10 +53,10 @@ START_TEST(ipv6_by_64)
                        c = ip("2001:db8:1:3::1");
 
     init(2, 0, 0, 1, 1000, 0);
-    ck_assert_int_eq(wpeer_conn_take(&a, 1, 0), WPEER_OK);
-    ck_assert_int_eq(wpeer_conn_take(&b, 2, 0), WPEER_OK);
-    ck_assert_int_eq(wpeer_conn_take(&a, 3, 0), WPEER_CONNS);
-    ck_assert_int_eq(wpeer_conn_take(&c, 3, 0), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 0), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&b, 2, 1, 0), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&a, 3, 1, 0), WPEER_CONNS);
+    ck_assert_int_eq(wpeer_conn_take(&c, 3, 1, 0), WPEER_OK);
     wpeer_shutdown();
 }
 END_TEST
@@ -68,13 +68,13 @@ START_TEST(reserve_for_light_addresses)
 
     /* 100 in all, the last 10 kept */
     init(95, 0, 0, 1, 100, 10);
-    while (wpeer_conn_take(&heavy, in_use + 1, 0) == WPEER_OK)
+    while (wpeer_conn_take(&heavy, in_use + 1, 1, 0) == WPEER_OK)
         in_use++;
     ck_assert_int_eq(in_use, 90);
-    ck_assert_int_eq(wpeer_conn_take(&heavy, in_use + 1, 0), WPEER_RESERVE);
+    ck_assert_int_eq(wpeer_conn_take(&heavy, in_use + 1, 1, 0), WPEER_RESERVE);
     for (int i = 0; i < WPEER_LIGHT; i++)
-        ck_assert_int_eq(wpeer_conn_take(&light, ++in_use, 0), WPEER_OK);
-    ck_assert_int_eq(wpeer_conn_take(&light, in_use + 1, 0), WPEER_RESERVE);
+        ck_assert_int_eq(wpeer_conn_take(&light, ++in_use, 1, 0), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&light, in_use + 1, 1, 0), WPEER_RESERVE);
     wpeer_shutdown();
 }
 END_TEST
@@ -86,19 +86,19 @@ START_TEST(new_connection_rate)
     /* 10 per second, 5 at once */
     init(0, 0, 10, 5, 1000, 0);
     for (int i = 0; i < 5; i++) {
-        ck_assert_int_eq(wpeer_conn_take(&a, 1, 1000), WPEER_OK);
+        ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 1000), WPEER_OK);
         wpeer_conn_drop(&a, 1000);
     }
     /* closing them gave nothing back: the bucket counts arrivals */
-    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1000), WPEER_RATE);
-    ck_assert_int_eq(wpeer_conn_take(&b, 1, 1000), WPEER_OK);
-    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1099), WPEER_RATE);
-    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1100), WPEER_OK);
-    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1100), WPEER_RATE);
+    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 1000), WPEER_RATE);
+    ck_assert_int_eq(wpeer_conn_take(&b, 1, 1, 1000), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 1099), WPEER_RATE);
+    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 1100), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 1100), WPEER_RATE);
     /* after a second, the whole burst again but no more */
     for (int i = 0; i < 5; i++)
-        ck_assert_int_eq(wpeer_conn_take(&a, 1, 60000), WPEER_OK);
-    ck_assert_int_eq(wpeer_conn_take(&a, 1, 60000), WPEER_RATE);
+        ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 60000), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 60000), WPEER_RATE);
     wpeer_shutdown();
 }
 END_TEST
@@ -157,7 +157,7 @@ static void *hammer(void *arg)
             struct wproxy_addr a;
             snprintf(s, sizeof(s), "10.%d.0.%d", t->base, i);
             ck_assert(wproxy_parse_ip(s, strlen(s), &a) == 0);
-            if (wpeer_conn_take(&a, 1, round) == WPEER_OK)
+            if (wpeer_conn_take(&a, 1, 1, round) == WPEER_OK)
                 wpeer_conn_drop(&a, round);
         }
     return NULL;
@@ -177,8 +177,8 @@ START_TEST(threads_balance)
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
     /* every take was dropped again: the limit of one is free */
-    ck_assert_int_eq(wpeer_conn_take(&a, 1, 0), WPEER_OK);
-    ck_assert_int_eq(wpeer_conn_take(&a, 1, 0), WPEER_CONNS);
+    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 0), WPEER_OK);
+    ck_assert_int_eq(wpeer_conn_take(&a, 1, 1, 0), WPEER_CONNS);
     wpeer_shutdown();
 }
 END_TEST
