@@ -260,6 +260,10 @@ static char *rttest_ini(const char *more)
 }
 
 #define SSE "GET /api/realtime?topic=rttest.public.a HTTP/1.1\r\nHost: x\r\n\r\n"
+#define WS                                                                     \
+    "GET /api/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"             \
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"  \
+    "Sec-WebSocket-Version: 13\r\n\r\n"
 
 /* Send `req` (an SSE request) and read the head of its answer on fd: its
  * status, or -1. */
@@ -289,7 +293,7 @@ static int sse_open_req(int fd, const char *req)
     if (st == 200)
         ck_assert_msg(it_contains_ci(buf, "text/event-stream"),
                       "200 but not a stream: %s", buf);
-    else
+    else if (st >= 400)
         ck_assert_msg(strstr(buf, "too_many_streams") != NULL ||
                           it_contains_ci(buf, "content-length"),
                       "refusal without a body: %s", buf);
@@ -312,7 +316,7 @@ START_TEST(test_sse_streams_per_address)
                            "trusted_proxies =\n"
                            "connection_rate_per_address = 0\n");
     weft_harness *h = it_start(ini, 2);
-    int fds[25], ok = 0, refusedn = 0, other;
+    int fds[25], ok = 0, refusedn = 0, other, last429 = -1;
 
     for (int i = 0; i < 25; i++) {
         int st;
@@ -321,7 +325,7 @@ START_TEST(test_sse_streams_per_address)
         if (st == 200)
             ok++;
         else if (st == 429)
-            refusedn++;
+            refusedn++, last429 = i;
         else
             ck_abort_msg("stream %d: status %d", i, st);
     }
@@ -330,8 +334,22 @@ START_TEST(test_sse_streams_per_address)
                   refusedn);
     other = connect_from(h, "127.0.0.2");
     ck_assert_int_eq(sse_open(other), 200);
+    /* WebSocket sessions share the count with SSE streams */
+    {
+        int ws1, ws2;
+        /* .1 holds all its 25 connections: give one back first */
+        weft_harness_close(fds[last429]);
+        fds[last429] = connect_from(h, "127.0.0.2"); /* closed below */
+        it_sleep_ms(200);
+        ws1 = connect_from(h, "127.0.0.1");
+        ck_assert_int_eq(sse_open_req(ws1, WS), 429);
+        weft_harness_close(ws1);
+        ws2 = connect_from(h, "127.0.0.2");
+        ck_assert_int_eq(sse_open_req(ws2, WS), 101);
+        weft_harness_close(ws2);
+    }
     probes_served(h, "127.0.0.2", 10);
-    ck_assert(refused(h, "streams") >= 20);
+    ck_assert(refused(h, "streams") >= 21);
     /* a closed stream frees its place */
     for (int i = 0; i < 25; i++)
         weft_harness_close(fds[i]);
