@@ -163,14 +163,9 @@ void wauth_fini(void)
 /* The client's address without the port: the rate-limit key. */
 static void wauth_addr(struct weft_req *r, char *out, size_t size)
 {
-    const char *remote = r->conn != NULL ? r->api->req_remote(r) : "?";
-    const char *colon = strrchr(remote, ':');
-    size_t n = colon ? (size_t)(colon - remote) : strlen(remote);
-
-    if (n >= size)
-        n = size - 1;
-    memcpy(out, remote, n);
-    out[n] = '\0';
+    /* Behind a trusted proxy, every client would share the proxy's
+     * socket address (and its buckets): the proxy-resolved one counts. */
+    snprintf(out, size, "%s", wreq_client_ip(r));
 }
 
 /* Take a token from bucket `what:key`; answers 429 and returns 0 when the

@@ -11,6 +11,7 @@
 #include "db.h"
 #include "host.h"
 #include "metrics.h"
+#include "peer.h"
 #include "plugin.h"
 #include "request.h"
 
@@ -57,6 +58,7 @@ static int wb_metrics(weft_req *r)
                            "abi=\"%d.%d\"} 1\n",
                         WEFT_VERSION, WEFT_ABI_MAJOR, WEFT_ABI_MINOR);
     wmet_render(b, whost_g->loops, whost_g->nloops);
+    wpeer_render(b);
     wplug_metrics(b);
     wbus_metrics(b);
     len = evbuffer_get_length(b);

@@ -23,6 +23,8 @@
 #include "http_conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "peer.h"
+#include "proxy.h"
 #include "request.h"
 
 /* Stop taking pipelined requests while this much output is unsent. */
@@ -163,6 +165,13 @@ static void wconn_free(struct wconn *c)
         l->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    if (c->counted || c->streamed) {
+        int64_t now = wloop_now_ms();
+        if (c->streamed)
+            wpeer_stream_drop(&c->client, now);
+        if (c->counted)
+            wpeer_conn_drop(&c->client, now);
+    }
     l->nconns--;
     wmet_conn_close(l->met);
     atomic_fetch_sub(&whost_g->nconns, 1);
@@ -230,6 +239,63 @@ static int wconn_head_too_big(struct wconn *c, struct evbuffer *in)
     return 1;
 }
 
+int wconn_stream_open(struct wconn *c)
+{
+    int64_t now = wloop_now_ms();
+    int rc;
+
+    /* A trusted proxy's own requests are not limited (see [server]
+     * trusted_proxies): only the clients it names are. */
+    if (c->streamed || !c->has_peer ||
+        wproxy_trusted(&wpeer_conf()->proxies, &c->client))
+        return 0;
+    rc = wpeer_stream_take(&c->client, now);
+    if (rc != WPEER_OK) {
+        wpeer_refused(rc, &c->client, now);
+        return -1;
+    }
+    c->streamed = 1;
+    return 0;
+}
+
+/* A request from a trusted proxy: count the connection for the client the
+ * proxy names, until the request is done (or, taken over, the stream
+ * ends). Returns 0, or -1 after answering 429 (the client is over its
+ * limit). */
+static int wconn_attribute(struct wconn *c)
+{
+    struct wproxy_addr who;
+    int64_t now;
+    int rc;
+
+    wproxy_client(&wpeer_conf()->proxies, wpeer_conf()->proxy_header,
+                  &c->peer, &c->req->head, &who);
+    if (c->counted && memcmp(&who, &c->client, sizeof(who)) == 0)
+        return 0;
+    now = wloop_now_ms();
+    if (c->counted) {
+        wpeer_conn_drop(&c->client, now);
+        c->counted = 0;
+    }
+    c->client = who;
+    wproxy_format(&who, c->client_ip, sizeof(c->client_ip));
+    if (wproxy_trusted(&wpeer_conf()->proxies, &who))
+        return 0; /* no header: the proxy itself, which is not limited */
+    /* No rate: a proxy's connections are not its clients' (one per request
+     * without upstream keep-alive, shared with it), so connections per
+     * second of a client can only be limited at the proxy. */
+    rc = wpeer_conn_take(&who, atomic_load(&whost_g->nconns), 0, now);
+    if (rc == WPEER_OK) {
+        c->counted = 1;
+        return 0;
+    }
+    wpeer_refused(rc, &who, now);
+    evbuffer_add_printf(c->req->rhdrs, "Retry-After: 1\r\n");
+    wconn_fail(c, 429, "too_many_connections",
+               "too many connections from your address");
+    return -1;
+}
+
 static void wconn_start_request(struct wconn *c, size_t headlen)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -270,6 +336,8 @@ static void wconn_start_request(struct wconn *c, size_t headlen)
     }
     c->keepalive = r->head.keepalive;
     r->is_head = strcmp(r->head.method, "HEAD") == 0;
+    if (c->proxied && wconn_attribute(c) != 0)
+        return;
     if (r->head.chunked) {
         c->state = WC_CHUNKED;
         r->chunk_state = CH_SIZE;
@@ -492,6 +560,13 @@ void wconn_request_done(struct wconn *c, int keepalive)
 
     c->req = NULL;
     wreq_free(r);
+    if (c->proxied && c->counted && c->up == NULL) {
+        /* A proxy keeps its connections open between clients: one counts
+         * for a client while it carries the client's request (or stream),
+         * else an idle pool would fill the client's quota. */
+        wpeer_conn_drop(&c->client, wloop_now_ms());
+        c->counted = 0;
+    }
     if (c->bev == NULL) {
         wconn_free(c);
         return;
@@ -643,23 +718,48 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
 {
     struct wloop *l = arg;
     struct wconn *c;
+    struct wproxy_addr peer;
     char ip[INET6_ADDRSTRLEN] = "?";
-    int one = 1, port = 0;
+    int one = 1, port = 0, in_use, has_peer, rc = WPEER_OK;
+    int64_t now = wloop_now_ms();
 
     (void)lst;
     (void)salen;
-    if (atomic_fetch_add(&whost_g->nconns, 1) >=
-            whost_g->lim.max_connections ||
-        l->draining) {
+    has_peer = wproxy_from_sockaddr(sa, &peer) == 0;
+    in_use = atomic_fetch_add(&whost_g->nconns, 1) + 1;
+    /* Refused connections are closed at once, before a byte is read: an
+     * answer would cost the buffers and time the limit is there to save,
+     * and a flood would get it written back at the rate it connects. */
+    if (l->draining)
+        rc = WPEER_GLOBAL;
+    else if (in_use > whost_g->lim.max_connections)
+        rc = WPEER_GLOBAL;
+    else if (has_peer && !wpeer_is_proxy(&peer))
+        rc = wpeer_conn_take(&peer, in_use, 1, now);
+    if (rc != WPEER_OK) {
         atomic_fetch_sub(&whost_g->nconns, 1);
         evutil_closesocket(fd);
+        if (!l->draining && has_peer)
+            wpeer_refused(rc, &peer, now);
         return;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
+        if (has_peer && !wpeer_is_proxy(&peer))
+            wpeer_conn_drop(&peer, now);
         atomic_fetch_sub(&whost_g->nconns, 1);
         evutil_closesocket(fd);
         return;
+    }
+    if (has_peer) {
+        c->has_peer = 1;
+        c->peer = peer;
+        c->client = peer;
+        c->proxied = wpeer_is_proxy(&peer) != 0;
+        c->counted = !c->proxied;
+        wproxy_format(&peer, c->client_ip, sizeof(c->client_ip));
+    } else {
+        snprintf(c->client_ip, sizeof(c->client_ip), "?");
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (sa->sa_family == AF_INET) {
@@ -684,6 +784,8 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
             evutil_closesocket(fd);
         if (c->timer != NULL)
             event_free(c->timer);
+        if (c->counted)
+            wpeer_conn_drop(&c->client, now);
         free(c);
         atomic_fetch_sub(&whost_g->nconns, 1);
         return;

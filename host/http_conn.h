@@ -7,6 +7,8 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "proxy.h"
+
 struct wloop;
 struct weft_req;
 
@@ -34,6 +36,14 @@ struct wconn {
     struct weft_req *req;
     size_t scan; /* bytes of input already searched for CRLF CRLF */
     char remote[64];
+    struct wproxy_addr peer;   /* the socket's address                  */
+    struct wproxy_addr client; /* whom it counts for (see peer.h)       */
+    char client_ip[48];        /* `client` as text, without a port      */
+    unsigned counted : 1;  /* `client` holds one of its connections     */
+    unsigned streamed : 1; /* `client` holds one of its streams         */
+    unsigned proxied : 1;  /* from a trusted proxy: the client is in
+                              each request's forwarding header          */
+    unsigned has_peer : 1; /* `peer` is known (an IP socket)            */
     unsigned keepalive : 1;
     unsigned eof : 1;
     unsigned in_process : 1;
@@ -54,6 +64,11 @@ struct wconn {
 /* evconnlistener callback argument is the loop. */
 void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
                   struct sockaddr *sa, int salen, void *arg);
+
+/* Count an open realtime stream for the connection's client (released
+ * when the connection closes). 0, or -1 when the client holds
+ * max_streams_per_address already (answer 429). */
+int wconn_stream_open(struct wconn *c);
 
 /* The connection's output, or NULL when the client is gone. */
 struct evbuffer *wconn_output(struct wconn *c);

@@ -28,6 +28,7 @@
 #include "http_conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "peer.h"
 #include "plugin.h"
 #include "router.h"
 #include "settings.h"
@@ -87,6 +88,29 @@ static void wmain_limits(const struct wsettings *s, struct whost_limits *l)
     l->keepalive_timeout_ms = (int)s->keepalive_timeout;
     l->body_timeout_ms = (int)s->body_timeout;
     l->access_log = (int)s->access_log;
+}
+
+/* The per-address limits (peer.c); fixed for the life of the process. */
+static int wmain_peer_init(const struct wsettings *s)
+{
+    struct wpeer_conf c = {0};
+    const char *why = NULL;
+
+    c.max_conns = (int)s->max_conns_per_addr;
+    c.max_streams = (int)s->max_streams_per_addr;
+    c.rate = (int)s->conn_rate_per_addr;
+    c.burst = (int)s->conn_burst_per_addr;
+    c.global_max = (int)s->max_connections;
+    c.reserved = (int)(s->max_connections * s->reserved_conns_pct / 100);
+    c.proxy_header = (int)s->proxy_header;
+    if (wproxy_list_parse(s->trusted_proxies ? s->trusted_proxies : "",
+                          &c.proxies, &why) != 0)
+        return -1;
+    if (wpeer_init(&c) != 0) {
+        wproxy_list_free(&c.proxies);
+        return -1;
+    }
+    return 0;
 }
 
 static void *wmain_loop_thread(void *arg)
@@ -471,6 +495,10 @@ static int wmain_run(const char *path)
     wdiag_free(&pd);
     wlog_set_level((int)h->set->log_level);
     wmain_limits(h->set, &h->lim);
+    if (wmain_peer_init(h->set) != 0) {
+        wlog(WLOG_ERROR, "host", "cannot set up the per-address limits");
+        goto out;
+    }
     h->admin_token = h->set->admin_token ? strdup(h->set->admin_token) : NULL;
     if (mkdir(h->set->data_dir, 0700) != 0 && errno != EEXIST) {
         wlog(WLOG_ERROR, "host", "cannot create data_dir %s: %s",
@@ -608,6 +636,7 @@ out:
     if (h->ctl.base != NULL)
         wloop_destroy(&h->ctl);
     wauth_fini();
+    wpeer_shutdown();
     wsettings_free(h->set);
     free(h->admin_token);
     free(h->config_path);

@@ -68,6 +68,11 @@ void wreq_free(struct weft_req *r)
     free(r);
 }
 
+const char *wreq_client_ip(const struct weft_req *r)
+{
+    return r->conn != NULL ? r->conn->client_ip : "?";
+}
+
 const char *wreq_keep(struct weft_req *r, char *s)
 {
     char **a;

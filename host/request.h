@@ -101,6 +101,11 @@ void wreq_pending_add(struct weft_req *r);
 void wreq_complete(struct weft_req *r, void (*call)(struct weft_req *, void *),
                    void *ctx);
 
+/* The client's address without a port: the socket's peer, or behind a
+ * trusted proxy ([server] trusted_proxies) the address the proxy forwarded.
+ * The key for per-client limits; req_remote stays the socket's. */
+const char *wreq_client_ip(const struct weft_req *r);
+
 /* Keep a malloc'd string until the request ends; returns it. */
 const char *wreq_keep(struct weft_req *r, char *s);
 

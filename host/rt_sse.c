@@ -230,6 +230,11 @@ int wrt_sse_handler(weft_req *r)
         wsse_free_topics(topics, n);
         return wreq_reply_error(r, st, code, why);
     }
+    if (wconn_stream_open(r->conn) != 0) {
+        wsse_free_topics(topics, n);
+        return wreq_reply_error(r, 429, "too_many_streams",
+                                "too many open streams from your address");
+    }
     last = whttp_header(&r->head, "Last-Event-ID");
     if (last == NULL)
         last = r->api->req_query(r, "last_event_id");

@@ -3,10 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "proxy.h"
 #include "settings.h"
 
 /* A host key: where it goes in struct wsettings, its type and bounds. */
@@ -21,6 +23,8 @@ struct wset_key {
 #define WSET_OFF(f) offsetof(struct wsettings, f)
 #define WSET_LISTEN 100 /* host:port, parsed specially */
 #define WSET_LEVEL 101  /* log level name */
+#define WSET_PROXIES 102   /* CIDR list, kept as text once it parses */
+#define WSET_PROXY_HDR 103 /* x-forwarded-for or forwarded */
 
 static const struct wset_key wset_keys[] = {
     {"server", "listen", WSET_LISTEN, "127.0.0.1:8080", 0, 0, 0},
@@ -46,6 +50,20 @@ static const struct wset_key wset_keys[] = {
     {"server", "shutdown_timeout", WCFG_MS, "10s", 0, 3600000,
      WSET_OFF(shutdown_timeout)},
     {"server", "access_log", WCFG_BOOL, "true", 0, 0, WSET_OFF(access_log)},
+    {"server", "max_connections_per_address", WCFG_INT, "256", 0, 1000000,
+     WSET_OFF(max_conns_per_addr)},
+    {"server", "max_streams_per_address", WCFG_INT, "64", 0, 1000000,
+     WSET_OFF(max_streams_per_addr)},
+    {"server", "connection_rate_per_address", WCFG_INT, "20", 0, 1000000,
+     WSET_OFF(conn_rate_per_addr)},
+    {"server", "connection_burst_per_address", WCFG_INT, "100", 1, 1000000,
+     WSET_OFF(conn_burst_per_addr)},
+    {"server", "reserved_connections_percent", WCFG_INT, "10", 0, 90,
+     WSET_OFF(reserved_conns_pct)},
+    {"server", "trusted_proxies", WSET_PROXIES, "127.0.0.1, ::1", 0, 0,
+     WSET_OFF(trusted_proxies)},
+    {"server", "proxy_header", WSET_PROXY_HDR, "x-forwarded-for", 0, 0,
+     WSET_OFF(proxy_header)},
     {"log", "level", WSET_LEVEL, "info", 0, 0, WSET_OFF(log_level)},
     {"admin", "token", WCFG_STRING, "", 0, 0, WSET_OFF(admin_token)},
     {"plugins", "watch", WCFG_BOOL, "false", 0, 0, WSET_OFF(watch)},
@@ -157,6 +175,30 @@ static void wset_apply(struct wsettings *s, const struct wset_key *k,
                       v);
         else
             s->log_level = lvl;
+        return;
+    case WSET_PROXIES: {
+        struct wproxy_list pl;
+        if (wproxy_list_parse(v, &pl, &why) != 0) {
+            wdiag_add(d, origin, line, "[server] trusted_proxies = '%s': %s",
+                      v, why);
+            return;
+        }
+        wproxy_list_free(&pl);
+        sp = (char **)(void *)((char *)s + k->off);
+        free(*sp);
+        *sp = strdup(v);
+        return;
+    }
+    case WSET_PROXY_HDR:
+        if (strcasecmp(v, "x-forwarded-for") == 0)
+            s->proxy_header = WPROXY_XFF;
+        else if (strcasecmp(v, "forwarded") == 0)
+            s->proxy_header = WPROXY_FORWARDED;
+        else
+            wdiag_add(d, origin, line,
+                      "[server] proxy_header = '%s': expected x-forwarded-for "
+                      "or forwarded",
+                      v);
         return;
     case WCFG_STRING:
         sp = (char **)(void *)((char *)s + k->off);
@@ -336,6 +378,7 @@ void wsettings_free(struct wsettings *s)
     free(s->bus_nats_prefix);
     free(s->rt_allowed_origins);
     free(s->rt_public_topics);
+    free(s->trusted_proxies);
     wcfg_free(s->cfg);
     free(s);
 }

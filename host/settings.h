@@ -26,6 +26,11 @@ struct wsettings {
     int64_t max_body, max_uri, max_header, max_headers, max_connections;
     int64_t header_timeout, keepalive_timeout, body_timeout, shutdown_timeout;
     int64_t access_log;
+    /* Per client address (peer.c) and trusted proxies (proxy.c). */
+    int64_t max_conns_per_addr, max_streams_per_addr;
+    int64_t conn_rate_per_addr, conn_burst_per_addr, reserved_conns_pct;
+    char *trusted_proxies; /* CIDR list, checked when loaded */
+    int64_t proxy_header;  /* WPROXY_XFF or WPROXY_FORWARDED */
     int64_t log_level;
     char *admin_token;
     int64_t watch;
