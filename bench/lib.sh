@@ -165,6 +165,9 @@ data_dir = $TMP/var
 access_log = false
 keepalive_timeout = 60s
 shutdown_timeout = 2s
+max_connections_per_address = 0
+max_streams_per_address = 0
+connection_rate_per_address = 0
 EOF
     if (($#)); then
         printf '%s\n' "$@"

@@ -60,7 +60,7 @@ static const struct wset_key wset_keys[] = {
      WSET_OFF(conn_burst_per_addr)},
     {"server", "reserved_connections_percent", WCFG_INT, "10", 0, 90,
      WSET_OFF(reserved_conns_pct)},
-    {"server", "trusted_proxies", WSET_PROXIES, "127.0.0.1, ::1", 0, 0,
+    {"server", "trusted_proxies", WSET_PROXIES, "", 0, 0,
      WSET_OFF(trusted_proxies)},
     {"server", "proxy_header", WSET_PROXY_HDR, "x-forwarded-for", 0, 0,
      WSET_OFF(proxy_header)},

@@ -1156,6 +1156,22 @@ static int hr_subst(struct hr_buf *out, const char *s, const char *const *from,
     return out->err ? -1 : 0;
 }
 
+static const char *const hr_peer_keys[] = {
+    "max_connections_per_address", "max_streams_per_address",
+    "connection_rate_per_address"};
+
+/* Loopback is one address for every client of every test: the per-address
+ * limits would count them all as one. A test of the limits sets the keys
+ * itself (a key may not be repeated, so those are left out). */
+static int hr_peer_limits_off(struct hr_buf *b, const weft_harness *h)
+{
+    for (size_t i = 0; i < sizeof(hr_peer_keys) / sizeof(hr_peer_keys[0]);
+         i++)
+        if (h->text == NULL || strstr(h->text, hr_peer_keys[i]) == NULL)
+            hr_buf_addf(b, "[server]\n%s = 0\n", hr_peer_keys[i]);
+    return b->err ? -1 : 0;
+}
+
 static char *hr_config_text(const weft_harness *h)
 {
     struct hr_buf b = {0};
@@ -1166,7 +1182,7 @@ static char *hr_config_text(const weft_harness *h)
     snprintf(port, sizeof(port), "%d", h->port);
     if (h->raw) {
         if (hr_subst(&b, h->text != NULL ? h->text : "", from, to, 3) != 0 ||
-            hr_buf_adds(&b, "") != 0) {
+            hr_buf_adds(&b, "\n") != 0 || hr_peer_limits_off(&b, h) != 0) {
             hr_buf_free(&b);
             return NULL;
         }
@@ -1184,6 +1200,7 @@ static char *hr_config_text(const weft_harness *h)
                 "token = %s\n"
                 "\n",
                 h->port, h->threads, h->dir, h->token);
+    hr_peer_limits_off(&b, h);
     if (h->text != NULL) {
         hr_buf_adds(&b, h->text);
         if (b.len > 0 && b.p[b.len - 1] != '\n')

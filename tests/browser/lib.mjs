@@ -84,6 +84,9 @@ workers = 4
 data_dir = ${join(this.tmp, 'data')}
 web_root = ${join(BUILD, 'web')}
 shutdown_timeout = 5s
+max_connections_per_address = 0
+max_streams_per_address = 0
+connection_rate_per_address = 0
 [log]
 level = info
 [database]

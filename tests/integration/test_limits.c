@@ -370,7 +370,7 @@ static char *xff_req(const char *client)
                    client);
 }
 
-/* From a trusted proxy (by default loopback's 127.0.0.1 and ::1), the
+/* From a trusted proxy (here loopback's 127.0.0.1), the
  * forwarded address is the one limited, while the proxy's connection
  * carries its request (an idle pool belongs to no client), and the proxy
  * itself is not limited; from an untrusted peer the header is ignored. */
@@ -378,8 +378,9 @@ START_TEST(test_trusted_proxy)
 {
     weft_harness *h = it_start_hello("[server]\n"
                                      "max_connections_per_address = 3\n"
+                                     "trusted_proxies = 127.0.0.1\n"
                                      "connection_rate_per_address = 0\n",
-                                     2); /* trusted_proxies: the default */
+                                     2);
     char *r7 = xff_req("203.0.113.7"), *r8 = xff_req("203.0.113.8");
     const char *slow = "POST /api/hello/echo HTTP/1.1\r\nHost: x\r\n"
                        "X-Forwarded-For: 203.0.113.7\r\n"
@@ -441,6 +442,7 @@ END_TEST
 START_TEST(test_proxy_streams)
 {
     char *ini = rttest_ini("max_streams_per_address = 2\n"
+                           "trusted_proxies = 127.0.0.1\n"
                            "connection_rate_per_address = 0\n");
     weft_harness *h = it_start(ini, 2);
     const char *fwd = "GET /api/realtime?topic=rttest.public.a HTTP/1.1\r\n"

@@ -71,6 +71,10 @@ listen = 127.0.0.1:{self.port}
 threads = 2
 data_dir = {self.tmp}/data
 max_connections = 5000
+; every client here is on loopback: no per-address limits
+max_connections_per_address = 0
+max_streams_per_address = 0
+connection_rate_per_address = 0
 [log]
 level = info
 [admin]

@@ -36,6 +36,10 @@ typedef struct weft_hresp {
  * Start weftd. `ini_extra` is appended to the generated config, which has a
  * [server] section (listen on the chosen port, `threads` loops) and an
  * [admin] token; pass further sections, e.g. "[plugin.hello]\npath = ...\n".
+ * Every test client is on loopback, so the generated [server] section turns
+ * the per-address limits off (max_connections_per_address,
+ * max_streams_per_address, connection_rate_per_address = 0), each unless
+ * `ini_extra` sets that key itself.
  * Returns NULL and prints why on stderr if weftd did not become ready
  * within 15 seconds.
  */
@@ -43,7 +47,8 @@ weft_harness *weft_harness_start(const char *ini_extra, int threads);
 
 /* Like weft_harness_start() but with a complete config text; "@PORT@",
  * "@DIR@" and "@TOKEN@" in it are replaced with the port, the private
- * directory and the admin token (see weft_harness_admin_token()). */
+ * directory and the admin token (see weft_harness_admin_token()). The
+ * per-address limits are turned off as above, each unless the text sets it. */
 weft_harness *weft_harness_start_raw(const char *ini_text);
 
 /* Send SIGTERM, wait (up to 30 s, then SIGKILL) and free. Returns the exit
