@@ -921,6 +921,12 @@ static int wapi_on_signup(weft_plugin *p, weft_signup_fn fn, void *arg)
 {
     if (p == NULL)
         return wapi_bad(NULL, "weft_on_signup", "NULL plugin");
+    if (fn == NULL && WAPI_INST(p)->in_init) {
+        /* Like a bad route: the version is refused, saying why. */
+        wdiag_add(&WAPI_INST(p)->fail, NULL, 0, "%s",
+                  "weft_on_signup() without a step function");
+        return wapi_bad(WAPI_INST(p), "weft_on_signup", "NULL step");
+    }
     return wreg_signup(WAPI_INST(p), fn, arg);
 }
 

@@ -110,6 +110,97 @@ static size_t sa_get_check(weft_harness *h, const char *path,
     return n;
 }
 
+/* Read exactly n bytes; asserts. */
+static void sa_read_n(int fd, char *buf, size_t n)
+{
+    long long deadline = it_now_ms() + IT_READ_MS;
+    size_t got = 0;
+
+    while (got < n) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        long long left = deadline - it_now_ms();
+        ssize_t k;
+
+        ck_assert_msg(left > 0 && poll(&pfd, 1, (int)left) > 0,
+                      "WebSocket: timed out after %zu of %zu bytes", got, n);
+        k = recv(fd, buf + got, n - got, 0);
+        ck_assert_msg(k > 0, "WebSocket: connection closed after %zu of %zu "
+                             "bytes",
+                      got, n);
+        got += (size_t)k;
+    }
+}
+
+/* GET /api/nullargs/ws: the open() probes arrive as the first text frame;
+ * then a close frame from us, which runs close() (its probes are kept). */
+static void sa_ws(weft_harness *h, unsigned char *seen)
+{
+    static const char hs[] =
+        "GET /api/nullargs/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    /* Close 1000, masked with 0x01020304 as a client must. */
+    static const unsigned char bye[] = {0x88, 0x82, 1, 2, 3, 4,
+                                        0x03 ^ 1, 0xe8 ^ 2};
+    char head[4096], hdr[8], *payload, c;
+    size_t n = 0, len;
+    json_t *j;
+    int fd = weft_harness_connect(h);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(weft_harness_send(fd, hs, sizeof(hs) - 1), 0);
+    while (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0) {
+        ck_assert_msg(n < sizeof(head) - 1, "WebSocket head too long");
+        sa_read_n(fd, &c, 1);
+        head[n++] = c;
+    }
+    head[n] = '\0';
+    ck_assert_msg(strncmp(head, "HTTP/1.1 101", 12) == 0,
+                  "WebSocket handshake: %s", head);
+    sa_read_n(fd, hdr, 2);
+    ck_assert_msg((unsigned char)hdr[0] == 0x81, "not a text frame: 0x%02x",
+                  (unsigned char)hdr[0]);
+    len = (unsigned char)hdr[1] & 0x7f;
+    if (len == 126) {
+        sa_read_n(fd, hdr, 2);
+        len = ((size_t)(unsigned char)hdr[0] << 8) | (unsigned char)hdr[1];
+    } else if (len == 127) {
+        sa_read_n(fd, hdr, 8);
+        len = 0;
+        for (int k = 0; k < 8; k++)
+            len = (len << 8) | (unsigned char)hdr[k];
+    }
+    ck_assert_msg(len < (1u << 20), "frame of %zu bytes", len);
+    payload = calloc(1, len + 1);
+    ck_assert_ptr_nonnull(payload);
+    sa_read_n(fd, payload, len);
+    j = json_loads(payload, 0, NULL);
+    ck_assert_msg(j != NULL, "open() probes are not JSON: %.300s", payload);
+    sa_check("ws open()", j, seen);
+    json_decref(j);
+    free(payload);
+    ck_assert_int_eq(weft_harness_send(fd, bye, sizeof(bye)), 0);
+    /* The server's close frame, then the end of the connection. */
+    {
+        long long deadline = it_now_ms() + IT_READ_MS;
+        char sink[256];
+
+        for (;;) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            ssize_t k;
+
+            ck_assert_msg(it_now_ms() < deadline &&
+                              poll(&pfd, 1, IT_READ_MS) > 0,
+                          "the WebSocket was not closed");
+            k = recv(fd, sink, sizeof(sink), 0);
+            if (k <= 0)
+                break;
+        }
+    }
+    weft_harness_close(fd);
+}
+
 static void sa_assert_serving(weft_harness *h)
 {
     it_get_status(h, "/healthz", 200);
@@ -166,6 +257,23 @@ START_TEST(sdk_null_and_bad_arguments)
     weft_hresp_free(&r);
     total += sa_get_check(h, "/api/nullargs/kept/signup", seen);
 
+    /* A live WebSocket session, and one that is closing. */
+    sa_ws(h, seen);
+    for (int tries = 0;; tries++) {
+        weft_hresp w;
+        int empty;
+
+        it_get(h, "/api/nullargs/kept/ws_close", &w);
+        empty = w.status == 200 && w.body_len == 0;
+        if (!empty || tries == 50) {
+            weft_hresp_free(&w);
+            break;
+        }
+        weft_hresp_free(&w);
+        it_sleep_ms(100);
+    }
+    total += sa_get_check(h, "/api/nullargs/kept/ws_close", seen);
+
     /* A status outside 200..599 is answered as 500. */
     it_get_status(h, "/api/nullargs/status42", 500);
 
@@ -180,6 +288,9 @@ START_TEST(sdk_null_and_bad_arguments)
                                 "not called (slots listed above)",
                   missing, (size_t)SA_MEMBERS);
     ck_assert_msg(total > 2 * SA_MEMBERS, "only %zu probes", total);
+    fprintf(stderr, "sdkargs: %zu probes, all %zu members of struct weft_api "
+                    "covered\n",
+            total, (size_t)SA_MEMBERS);
 
     /* Still up, still answering, still the same process. */
     sa_assert_serving(h);
@@ -207,7 +318,8 @@ START_TEST(sdk_init_only_bad_arguments)
     le = it_jstr(e, "last_error");
     ck_assert_msg(le != NULL && strstr(le, "route") != NULL &&
                       strstr(le, "topic") != NULL &&
-                      strstr(le, "without a reason") != NULL,
+                      strstr(le, "without a reason") != NULL &&
+                      strstr(le, "without a step") != NULL,
                   "the refusal does not say why: %s", le ? le : "(null)");
     json_decref(e);
     sa_assert_serving(h);

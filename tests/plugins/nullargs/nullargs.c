@@ -118,6 +118,7 @@ struct na_state {
     char init_bad[16384]; /* kept by a refused version for the next one */
     char signup[8192];
     char after[8192];
+    char ws_close[4096];
 };
 
 static void na_keep(weft_plugin *p, char *dst, size_t size, json_t *j)
@@ -143,6 +144,7 @@ static int na_answer_kept(weft_req *r, const char *which)
     copy = strdup(strcmp(which, "init") == 0       ? st->init
                   : strcmp(which, "init_bad") == 0 ? st->init_bad
                   : strcmp(which, "signup") == 0   ? st->signup
+                  : strcmp(which, "ws_close") == 0 ? st->ws_close
                                                    : st->after);
     weft_state_unlock(weft_req_plugin(r));
     if (copy == NULL)
@@ -236,6 +238,7 @@ static void na_tx_cb(weft_req *r, weft_tx *tx, const weft_db_res *res,
 
 static void na_signup_step(weft_req *r, weft_tx *tx, int64_t uid,
                            json_t *body, void *arg);
+static const weft_ws_handlers na_ws_h;
 
 /* ---- the init-only members, called with a NULL plugin (during init) -- */
 
@@ -340,6 +343,7 @@ static int na_init(weft_plugin *p)
         weft_route(p, "GET", "/api/nullargs/status42", 0, na_status42) !=
             WEFT_OK ||
         weft_topic(p, "nullargs.t", WEFT_TOPIC_PUBLIC, NULL) != WEFT_OK ||
+        weft_ws_route(p, "/api/nullargs/ws", 0, &na_ws_h) != WEFT_OK ||
         weft_on_signup(p, na_signup_step, NULL) != WEFT_OK)
         return WEFT_ERR;
     return WEFT_OK;
@@ -923,16 +927,17 @@ static int na_stream(weft_req *r)
     return WEFT_OK;
 }
 
-/* GET /api/nullargs/kept/{init,init_bad,signup,after} */
+/* GET /api/nullargs/kept/{init,init_bad,signup,after,ws_close} */
 static int na_kept(weft_req *r)
 {
     const char *w = weft_req_param(r, "which");
 
     if (w == NULL ||
         (strcmp(w, "init") != 0 && strcmp(w, "init_bad") != 0 &&
-         strcmp(w, "signup") != 0 && strcmp(w, "after") != 0))
+         strcmp(w, "signup") != 0 && strcmp(w, "after") != 0 &&
+         strcmp(w, "ws_close") != 0))
         return weft_reply_error(r, 404, "not_found",
-                                "init, init_bad, signup, after");
+                                "init, init_bad, signup, after, ws_close");
     return na_answer_kept(r, w);
 }
 
@@ -1015,6 +1020,81 @@ static void na_signup_step(weft_req *r, weft_tx *tx, int64_t uid,
         weft_signup_done(r, 503, "unavailable", "the step's statement failed");
     }
 }
+
+/* ---- GET /api/nullargs/ws: a live session, then a closing one ------- */
+
+static int na_ws_open(weft_ws *ws)
+{
+    const weft_api *a = weft_api_of(ws);
+    struct na_run r0, *run = &r0;
+    char reason[200];
+    char *text;
+    json_t *j;
+    int rc;
+
+    if (na_run_init(&r0) != 0)
+        return WEFT_ERR;
+    memset(reason, 'r', sizeof(reason) - 1);
+    reason[sizeof(reason) - 1] = '\0';
+    NA_P(ws_plugin, "ws_plugin in open", weft_ws_plugin(ws), 0);
+    NA_P(ws_plugin, "api->ws_plugin in open", a->ws_plugin(ws), 0);
+    NA_I(ws_send, "ws_send NULL data, length 5", a->ws_send(ws, NULL, 5, 0),
+         WEFT_EINVAL);
+    NA_I(ws_send, "ws_send text that is not UTF-8",
+         a->ws_send(ws, "\xff\xfe", 2, 0), WEFT_EINVAL);
+    NA_I(ws_send, "ws_send length SIZE_MAX", a->ws_send(ws, "x", SIZE_MAX, 1),
+         WEFT_EINVAL);
+    NA_I(ws_send, "ws_send length (size_t)-1 from an int",
+         a->ws_send(ws, "x", (size_t)(int)-1, 0), WEFT_EINVAL);
+    NA_I(ws_close, "ws_close code 999", a->ws_close(ws, 999, NULL),
+         WEFT_EINVAL);
+    NA_I(ws_close, "ws_close code 2000", a->ws_close(ws, 2000, NULL),
+         WEFT_EINVAL);
+    NA_I(ws_close, "ws_close code 5000", a->ws_close(ws, 5000, NULL),
+         WEFT_EINVAL);
+    NA_I(ws_close, "ws_close reason of 199 bytes",
+         a->ws_close(ws, 1000, reason), WEFT_EINVAL);
+    NA_I(ws_close, "ws_close reason not UTF-8", a->ws_close(ws, 1000, "\xff"),
+         WEFT_EINVAL);
+    NA_I(ws_user, "ws_user signed out", weft_ws_user(ws), 0);
+    NA_I(ws_id, "ws_id not empty", weft_ws_id(ws)[0] != '\0', 1);
+    NA_I(ws_subscribe, "ws_subscribe NULL", a->ws_subscribe(ws, NULL),
+         WEFT_EINVAL);
+    NA_I(ws_subscribe, "ws_subscribe not a topic",
+         a->ws_subscribe(ws, "not a topic!"), WEFT_EINVAL);
+    NA_I(ws_subscribe, "ws_subscribe empty", a->ws_subscribe(ws, ""),
+         WEFT_EINVAL);
+    j = na_run_json(&r0);
+    text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    rc = text != NULL ? weft_ws_send(ws, text, strlen(text), 0) : WEFT_ERR;
+    free(text);
+    return rc;
+}
+
+static void na_ws_close(weft_ws *ws, int code)
+{
+    weft_plugin *p = weft_ws_plugin(ws);
+    struct na_state *st =
+        p != NULL ? weft_state(p, sizeof(struct na_state), 1) : NULL;
+    struct na_run r0, *run = &r0;
+    json_t *j;
+
+    (void)code;
+    if (st == NULL || na_run_init(&r0) != 0)
+        return;
+    /* The session is ending: sends and subscriptions are refused. */
+    NA_I(ws_send, "ws_send from close()", weft_ws_send(ws, "x", 1, 0),
+         WEFT_ERR);
+    NA_I(ws_subscribe, "ws_subscribe from close()",
+         weft_ws_subscribe(ws, "nullargs.t"), WEFT_ERR);
+    j = na_run_json(&r0);
+    na_keep(p, st->ws_close, sizeof(st->ws_close), j);
+    json_decref(j);
+}
+
+static const weft_ws_handlers na_ws_h = {sizeof(weft_ws_handlers), na_ws_open,
+                                         na_ws_message, na_ws_close};
 
 static const weft_plugin_desc na_desc = {
     WEFT_DESC_HEADER,
