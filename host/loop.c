@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,8 +21,7 @@ static void wloop_wake_cb(evutil_socket_t fd, short what, void *arg)
 
 int wloop_init(struct wloop *l, int id)
 {
-    unsigned char rnd[4] = {0};
-    int fd;
+    unsigned char rnd[8];
 
     memset(l, 0, sizeof(*l));
     l->id = id;
@@ -33,15 +33,13 @@ int wloop_init(struct wloop *l, int id)
     l->wake = event_new(l->base, -1, EV_PERSIST, wloop_wake_cb, l);
     if (l->wake == NULL)
         return -1;
-    /* Request ids: a random per-loop prefix and a counter. */
-    fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd))
-            memset(rnd, 0, sizeof(rnd));
-        close(fd);
-    }
-    snprintf(l->rid_prefix, sizeof(l->rid_prefix), "%02x%02x%02x%02x", rnd[0],
-             rnd[1], rnd[2], (unsigned)(rnd[3] ^ (unsigned)(id & 0xff)));
+    /* Request ids: a random per-loop prefix and a counter. Events carry
+     * them as "by" across nodes and restarts, so 64 random bits, and no
+     * fixed fallback that would make every node's ids the same. */
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return -1;
+    for (size_t k = 0; k < sizeof(rnd); k++)
+        snprintf(l->rid_prefix + 2 * k, 3, "%02x", rnd[k]);
     return 0;
 }
 

@@ -40,7 +40,7 @@ struct wloop {
 
     char date[40]; /* "Mon, 23 Nov 2026 01:02:03 GMT" */
     time_t date_at;
-    char rid_prefix[9];
+    char rid_prefix[17];
     uint64_t rid_next;
 };
 

@@ -697,7 +697,17 @@ static struct wplug_slot *wplug_slot_get(const char *name, int create)
         return NULL;
     }
     pthread_mutex_init(&s->state_mu, NULL);
-    pthread_mutex_init(&s->user_mu, NULL);
+    {
+        /* weft_state_lock(): a plugin's double lock or stray unlock comes
+         * back as an error (logged by api.c), not a hang or a corrupt
+         * mutex. */
+        pthread_mutexattr_t ma;
+
+        pthread_mutexattr_init(&ma);
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ERRORCHECK);
+        pthread_mutex_init(&s->user_mu, &ma);
+        pthread_mutexattr_destroy(&ma);
+    }
     *tail = s;
     return s;
 }

@@ -50,6 +50,7 @@ void wreq_free(struct weft_req *r)
     if (r == NULL)
         return;
     wdb_req_release(r);
+    wapi_req_release(r);
     if (r->inst != NULL)
         wplug_inst_release(r->inst);
     for (int i = 0; i < r->nstrs; i++)
@@ -109,21 +110,36 @@ char *werr_json(const char *code, const char *message, size_t *len)
     return s;
 }
 
-/* The request id: the client's, when it is safe to echo, else ours. */
+/* The request id is always ours: the loop's random prefix and its counter,
+ * so no client can make two requests (or two events' "by") look like one.
+ * The client's X-Request-Id, when it is safe to echo, is kept beside it
+ * for the answer's header and the access log. */
 static void wreq_set_rid(struct weft_req *r)
 {
     const char *h = r->head.nheaders ? whttp_header(&r->head, "X-Request-Id")
                                      : NULL;
     size_t n;
 
+    snprintf(r->rid, sizeof(r->rid), "%s%012llx", r->loop->rid_prefix,
+             (unsigned long long)(++r->loop->rid_next & 0xffffffffffffULL));
+    r->client_rid[0] = '\0';
     if (h != NULL && (n = strlen(h)) > 0 && n <= 64 &&
         strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                  "0123456789._:-") == n) {
-        memcpy(r->rid, h, n + 1);
-        return;
-    }
-    snprintf(r->rid, sizeof(r->rid), "%s%08llx", r->loop->rid_prefix,
-             (unsigned long long)(++r->loop->rid_next & 0xffffffffULL));
+                  "0123456789._:-") == n)
+        memcpy(r->client_rid, h, n + 1);
+}
+
+/* X-Request-Id echoes the client's id when it sent one (so it can match
+ * answers to requests); ours then goes in X-Weft-Request-Id, the id that
+ * events the request caused carry. */
+static void wreq_write_rid(const struct weft_req *r, struct evbuffer *out)
+{
+    if (r->client_rid[0] != '\0')
+        evbuffer_add_printf(out, "X-Request-Id: %s\r\nX-Weft-Request-Id: "
+                                 "%s\r\n",
+                            r->client_rid, r->rid);
+    else
+        evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->rid);
 }
 
 static void wreq_access_log(struct weft_req *r, double secs)
@@ -143,10 +159,11 @@ static void wreq_access_log(struct weft_req *r, double secs)
     int plen = (int)strcspn(tg, "?");
 
     n = snprintf(line, sizeof(line),
-                 "%s.%03ldZ info access rid=%s method=%.16s path=%.*s "
-                 "status=%d bytes=%llu ms=%.3f plugin=%s route=%.128s "
-                 "remote=%s loop=%d\n",
+                 "%s.%03ldZ info access rid=%s client_rid=%s method=%.16s "
+                 "path=%.*s status=%d bytes=%llu ms=%.3f plugin=%s "
+                 "route=%.128s remote=%s loop=%d\n",
                  ts, now.tv_nsec / 1000000L, r->rid,
+                 r->client_rid[0] != '\0' ? r->client_rid : "-",
                  r->head.method ? r->head.method : "-",
                  plen > 256 ? 256 : plen, tg, r->status,
                  (unsigned long long)r->bytes_out, secs * 1000.0,
@@ -233,7 +250,7 @@ static void wreq_write_head(struct weft_req *r, struct evbuffer *out,
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     if (clen < 0 && r->head.minor == 0)
         keep = 0;
-    evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->rid);
+    wreq_write_rid(r, out);
     if (!keep) {
         evbuffer_add(out, "Connection: close\r\n", 19);
         r->conn->keepalive = 0;
@@ -328,8 +345,9 @@ int wreq_stream_write(struct weft_req *r, const void *data, size_t len)
 {
     struct evbuffer *out;
 
-    if (!r->streaming)
-        return WEFT_EINVAL;
+    if (!r->streaming || r->stream_done)
+        return WEFT_EINVAL; /* bytes after the last chunk would be taken
+                             * for the next answer on the connection */
     out = wconn_output(r->conn);
     if (out == NULL)
         return WEFT_ERR; /* the client is gone */
@@ -349,8 +367,9 @@ int wreq_stream_end(struct weft_req *r)
 {
     struct evbuffer *out;
 
-    if (!r->streaming || r->finished)
+    if (!r->streaming || r->stream_done || r->finished)
         return WEFT_EINVAL;
+    r->stream_done = 1;
     out = wconn_output(r->conn);
     if (out != NULL && r->head.minor == 1 && !r->is_head)
         evbuffer_add(out, "0\r\n\r\n", 5);
@@ -372,10 +391,10 @@ int wreq_takeover(struct weft_req *r, int status, const char *headers,
     out = wconn_output(r->conn);
     if (out != NULL) {
         size_t before = evbuffer_get_length(out);
-        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
-                                 "X-Request-Id: %s\r\n%s",
-                            status, whttp_reason(status), wloop_date(r->loop),
-                            r->rid, headers);
+        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n",
+                            status, whttp_reason(status), wloop_date(r->loop));
+        wreq_write_rid(r, out);
+        evbuffer_add(out, headers, strlen(headers));
         evbuffer_add_buffer(out, r->rhdrs);
         evbuffer_add(out, "\r\n", 2);
         r->bytes_out = evbuffer_get_length(out) - before;

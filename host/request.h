@@ -18,6 +18,8 @@ struct wsignup;
 struct wjwt_claims;
 struct wloop;
 struct weft_plugin;
+struct wapi_tx;
+struct wdb_tx;
 
 struct weft_req {
     const weft_api *api; /* first: the SDK's inline wrappers read it */
@@ -40,7 +42,11 @@ struct weft_req {
     int chunk_state;   /* for chunked bodies */
     int64_t chunk_left;
 
+    /* Ours, unique: what the platform records (events' "by", logs). The
+     * client's X-Request-Id is only echoed and logged next to it, since
+     * anyone can send any value there. */
     char rid[72];
+    char client_rid[72]; /* the client's, when safe to echo; else "" */
     struct timespec t0;
     int status;
     uint64_t bytes_out;
@@ -50,6 +56,7 @@ struct weft_req {
 
     unsigned replied : 1;   /* an answer was produced         */
     unsigned streaming : 1; /* a streamed answer is open       */
+    unsigned stream_done : 1; /* ...and its last chunk was written */
     unsigned is_head : 1;   /* HEAD: headers only              */
     unsigned finished : 1;
     unsigned gone : 1;      /* the client went away               */
@@ -61,9 +68,17 @@ struct weft_req {
     int pending; /* jobs and queries not yet completed */
     struct wdb_op *ops; /* queries in flight (cancelled if the client goes) */
     struct wsignup *signup; /* a registration waiting for a plugin's step */
+    struct wapi_tx *txs; /* plugins' transaction handles (api.c) */
 };
 
 extern const weft_api wapi_table;
+
+/* api.c: the handle a signup step gets for the host's transaction `tx`:
+ * the step may run statements on it but not end it, and it stops working
+ * at weft_signup_done(). NULL when out of memory. */
+weft_tx *wapi_tx_lend(struct weft_req *r, struct wdb_tx *tx);
+/* api.c: free the request's transaction handles (when it is freed). */
+void wapi_req_release(struct weft_req *r);
 
 /* Make a request for `conn`; the head is parsed by the caller. */
 struct weft_req *wreq_new(struct wconn *conn);

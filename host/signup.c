@@ -134,6 +134,7 @@ WSIGNUP_CB(wsignup_committed_cb, wsignup_committed)
 static void wsignup_next(struct wsignup *s)
 {
     struct wreg_ent *e;
+    weft_tx *tx;
 
     if (s->next == s->nsteps) {
         wreq_pending_add(s->r);
@@ -146,6 +147,15 @@ static void wsignup_next(struct wsignup *s)
         }
         return;
     }
+    /* The step's own handle: it stops working at weft_signup_done, so a
+     * plugin that keeps it cannot reach the transaction after COMMIT. */
+    if ((tx = wapi_tx_lend(s->r, s->tx)) == NULL) {
+        s->status = 503;
+        snprintf(s->code, sizeof(s->code), "unavailable");
+        snprintf(s->msg, sizeof(s->msg), "out of memory");
+        wsignup_refuse(s);
+        return;
+    }
     e = &s->steps[s->next++];
     /* During its step the request belongs to the plugin: its statements,
      * logs and weft_req_plugin() see that version. */
@@ -153,7 +163,7 @@ static void wsignup_next(struct wsignup *s)
     s->r->inst = e->inst;
     s->r->signup = s;
     s->running = 1;
-    e->signup(s->r, (weft_tx *)(void *)s->tx, s->uid, s->body, e->arg);
+    e->signup(s->r, tx, s->uid, s->body, e->arg);
 }
 
 static void wsignup_inserted(struct wsignup *s, struct wdb_tx *tx,

@@ -346,22 +346,47 @@ typedef const weft_plugin_desc *(*weft_entry_fn)(void);
 
 /* ---- inline wrappers: what plugins call ------------------------------- */
 
+/*
+ * Bad arguments. No SDK call crashes on one: a NULL handle, a NULL string
+ * or pointer where one is needed, a negative or out-of-range index, count
+ * or length, and a call in the wrong state (a second answer, a write to a
+ * stream that ended, a step on a transaction that ended or is still
+ * running one, a transaction call after weft_signup_done(), an init-only
+ * call outside init) do nothing and answer
+ *   - WEFT_EINVAL from calls that return an int status;
+ *   - a neutral value from accessors: NULL for strings and pointers, 0 for
+ *     numbers, ids and flags, unless the call's comment says otherwise;
+ *   - nothing from calls that return void.
+ * A NULL handle is answered by the inline wrapper itself (it cannot reach
+ * the host, so nothing is logged); for anything else the host logs a
+ * warning naming the plugin. Lengths above WEFT_MAX_LEN are refused: they
+ * are negative numbers cast to size_t. A handle that was freed (a request
+ * after its answer completed, a result after its callback returned, a
+ * session after close()) cannot be recognised: keep none. Plugins built
+ * with an older weft.h dereference NULL handles in their own wrappers.
+ */
+#define WEFT_MAX_LEN ((size_t)1 << 30)
+
 /* Every handle begins with the API pointer. */
 #define WEFT__API(h) (*(const weft_api *const *)(const void *)(h))
 
-/* True when the host provides member `m` of struct weft_api. */
+/* True when the host provides member `m` of struct weft_api (false for a
+ * NULL handle). */
 #define weft_api_has(h, m)                                                    \
-    (offsetof(weft_api, m) + sizeof(((weft_api *)0)->m) <=                    \
-     WEFT__API(h)->struct_size)
+    ((h) != NULL && offsetof(weft_api, m) + sizeof(((weft_api *)0)->m) <=     \
+                        WEFT__API(h)->struct_size)
 
+/* The host's table behind any handle, or NULL for a NULL handle. */
 static inline const weft_api *weft_api_of(const void *handle)
 {
-    return WEFT__API(handle);
+    return handle != NULL ? WEFT__API(handle) : NULL;
 }
 
 /* The plugin's section name, e.g. "hello". */
 static inline const char *weft_plugin_name(weft_plugin *p)
 {
+    if (p == NULL)
+        return NULL;
     return WEFT__API(p)->plugin_name(p);
 }
 
@@ -370,6 +395,8 @@ __attribute__((format(printf, 3, 4))) static inline void
 weft_log(weft_plugin *p, int level, const char *fmt, ...)
 {
     va_list ap;
+    if (p == NULL)
+        return;
     va_start(ap, fmt);
     WEFT__API(p)->plugin_logv(p, level, fmt, ap);
     va_end(ap);
@@ -381,6 +408,8 @@ __attribute__((format(printf, 2, 3))) static inline void
 weft_plugin_fail(weft_plugin *p, const char *fmt, ...)
 {
     va_list ap;
+    if (p == NULL)
+        return;
     va_start(ap, fmt);
     WEFT__API(p)->plugin_fail(p, fmt, ap);
     va_end(ap);
@@ -391,29 +420,41 @@ weft_plugin_fail(weft_plugin *p, const char *fmt, ...)
  * "/api/<plugin-name>/" (or equal "/api/<plugin-name>"); a segment ":name"
  * binds a path parameter, a last segment "*name" binds the rest of the path.
  * Method is an upper-case token ("GET", "POST", ...). Routes belong to this
- * version: they vanish with it.
+ * version: they vanish with it. A bad method, pattern, flag or handler
+ * during init also records a failure (weft_plugin_fail): the version is
+ * refused, so the mistake shows at load time.
  */
 static inline int weft_route(weft_plugin *p, const char *method,
                              const char *pattern, unsigned flags,
                              weft_handler_fn fn)
 {
+    if (p == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(p)->route(p, method, pattern, flags, fn);
 }
 
 /* Typed config accessors for keys declared in the descriptor. The value is
- * the file's, overridden by WEFT_PLUGIN_<NAME>_<KEY>, or the default. */
+ * the file's, overridden by WEFT_PLUGIN_<NAME>_<KEY>, or the default.
+ * WEFT_ENOENT for an undeclared (or NULL) key, WEFT_EINVAL for a key of
+ * another type or a NULL `out`; *out is left alone on any error. */
 static inline int weft_config_string(weft_plugin *p, const char *key,
                                      const char **out)
 {
+    if (p == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(p)->config_string(p, key, out);
 }
 static inline int weft_config_int(weft_plugin *p, const char *key,
                                   int64_t *out)
 {
+    if (p == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(p)->config_int(p, key, out);
 }
 static inline int weft_config_bool(weft_plugin *p, const char *key, int *out)
 {
+    if (p == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(p)->config_bool(p, key, out);
 }
 
@@ -424,74 +465,111 @@ static inline int weft_config_bool(weft_plugin *p, const char *key, int *out)
  * different size or layout number gives a fresh zeroed block (so a version
  * that changed its struct never reads the old one). Keep no pointers into the
  * plugin's code or static data in it: that code is unloaded on reload.
- * Returns NULL when out of memory.
+ * Returns NULL when out of memory, and for a size of 0 or above 64 MiB.
  */
 static inline void *weft_state(weft_plugin *p, size_t size, uint32_t layout)
 {
+    if (p == NULL)
+        return NULL;
     return WEFT__API(p)->state(p, size, layout);
 }
-/* A mutex that guards the state slot, shared by all versions. */
+/* A mutex that guards the state slot, shared by all versions. Locking it
+ * twice from one thread, or unlocking it without holding it, is refused
+ * (and logged) instead of deadlocking or corrupting it. */
 static inline void weft_state_lock(weft_plugin *p)
 {
-    WEFT__API(p)->state_lock(p);
+    if (p != NULL)
+        WEFT__API(p)->state_lock(p);
 }
 static inline void weft_state_unlock(weft_plugin *p)
 {
-    WEFT__API(p)->state_unlock(p);
+    if (p != NULL)
+        WEFT__API(p)->state_unlock(p);
 }
 
 /* The version of the plugin serving this request. */
 static inline weft_plugin *weft_req_plugin(weft_req *r)
 {
+    if (r == NULL)
+        return NULL;
     return WEFT__API(r)->req_plugin(r);
 }
 /* "GET", "POST", ... */
 static inline const char *weft_req_method(weft_req *r)
 {
+    if (r == NULL)
+        return NULL;
     return WEFT__API(r)->req_method(r);
 }
 /* The decoded path, without the query string. */
 static inline const char *weft_req_path(weft_req *r)
 {
+    if (r == NULL)
+        return NULL;
     return WEFT__API(r)->req_path(r);
 }
 /* A path parameter bound by ":name" in the route pattern, or NULL. */
 static inline const char *weft_req_param(weft_req *r, const char *name)
 {
+    if (r == NULL)
+        return NULL;
     return WEFT__API(r)->req_param(r, name);
 }
 /* The first query parameter `name`, percent-decoded, or NULL. */
 static inline const char *weft_req_query(weft_req *r, const char *name)
 {
+    if (r == NULL)
+        return NULL;
     return WEFT__API(r)->req_query(r, name);
 }
 /* A request header (case-insensitive name), or NULL. */
 static inline const char *weft_req_header(weft_req *r, const char *name)
 {
+    if (r == NULL)
+        return NULL;
     return WEFT__API(r)->req_header(r, name);
 }
-/* The request id (X-Request-Id accepted or generated). */
+/* The request id: made by weftd, unique, and what the answer's
+ * X-Request-Id carries unless the client sent its own (then the answer
+ * carries this one as X-Weft-Request-Id). Put this id, never a header the
+ * client chose, in anything other users see (an event's "by"). */
 static inline const char *weft_req_id(weft_req *r)
 {
+    if (r == NULL)
+        return NULL;
     return WEFT__API(r)->req_id(r);
 }
 /* The client's address, "ip:port". */
 static inline const char *weft_req_remote(weft_req *r)
 {
+    if (r == NULL)
+        return NULL;
     return WEFT__API(r)->req_remote(r);
 }
-/* The raw body (never NULL; NUL-terminated past len for convenience). */
+/* The raw body (never NULL, "" with *len 0 for a NULL request;
+ * NUL-terminated past len for convenience). `len` may be NULL. */
 static inline const void *weft_req_body(weft_req *r, size_t *len)
 {
+    if (r == NULL) {
+        if (len != NULL)
+            *len = 0;
+        return "";
+    }
     return WEFT__API(r)->req_body(r, len);
 }
 /*
  * The body parsed as JSON (strict: valid UTF-8, no trailing data, no
  * duplicate keys). Returns a new reference the caller must json_decref(),
- * or NULL with *error set to a message fit for a 400 answer.
+ * or NULL with *error (when `error` is not NULL) set to a message fit for
+ * a 400 answer.
  */
 static inline json_t *weft_req_json(weft_req *r, const char **error)
 {
+    if (r == NULL) {
+        if (error != NULL)
+            *error = "no request";
+        return NULL;
+    }
     return WEFT__API(r)->req_json(r, error);
 }
 /* Log a line tagged with the plugin and the request id. */
@@ -499,6 +577,8 @@ __attribute__((format(printf, 3, 4))) static inline void
 weft_req_log(weft_req *r, int level, const char *fmt, ...)
 {
     va_list ap;
+    if (r == NULL)
+        return;
     va_start(ap, fmt);
     WEFT__API(r)->req_logv(r, level, fmt, ap);
     va_end(ap);
@@ -509,37 +589,56 @@ weft_req_log(weft_req *r, int level, const char *fmt, ...)
 static inline int weft_resp_header(weft_req *r, const char *name,
                                    const char *value)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(r)->resp_header(r, name, value);
 }
-/* Answer with a body; the bytes are copied. */
+/* Answer with a body; the bytes are copied. A status outside 200..599 is
+ * answered as 500; a NULL body is an empty one. A second answer, or one
+ * during a signup step (answer with weft_signup_done), is refused. */
 static inline int weft_reply(weft_req *r, int status, const char *content_type,
                              const void *body, size_t len)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(r)->reply(r, status, content_type, body, len);
 }
-/* Answer with JSON. Does not steal the reference. */
+/* Answer with JSON. Does not steal the reference; a NULL body is
+ * answered 500. */
 static inline int weft_reply_json(weft_req *r, int status, json_t *body)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(r)->reply_json(r, status, body);
 }
 /* Answer {"error":{"code":code,"message":message}} with `status`. */
 static inline int weft_reply_error(weft_req *r, int status, const char *code,
                                    const char *message)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(r)->reply_error(r, status, code, message);
 }
-/* Streaming answer: chunked for HTTP/1.1, close-delimited for HTTP/1.0. */
+/* Streaming answer: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
+ * A status outside 200..599 is refused (nothing is sent). Writes need a
+ * started stream that did not end. */
 static inline int weft_stream_start(weft_req *r, int status,
                                     const char *content_type)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(r)->stream_start(r, status, content_type);
 }
 static inline int weft_stream_write(weft_req *r, const void *data, size_t len)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(r)->stream_write(r, data, len);
 }
 static inline int weft_stream_end(weft_req *r)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(r)->stream_end(r);
 }
 
@@ -553,6 +652,8 @@ static inline int weft_stream_end(weft_req *r)
 static inline int weft_defer(weft_req *r, weft_work_fn work, weft_done_fn done,
                              void *arg)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(r)->defer(r, work, done, arg);
 }
 
@@ -564,6 +665,10 @@ static inline int weft_defer(weft_req *r, weft_work_fn work, weft_done_fn done,
  * open until it ran. A query is cancelled when its client goes away or it
  * exceeds [database] query_timeout. When the wait queue is full the call
  * returns WEFT_EBUSY (answer 503, e.g. with weft_db_reply_error(r, NULL)).
+ * `nparams` is 0..64 and `params` must hold that many entries; a NULL
+ * `sql` or `cb` is refused. The result accessors take NULL (the result a
+ * busy pool stands for) and any row or column: outside the result they
+ * answer as described per call.
  */
 
 /* Run one statement on a pooled connection (autocommit). */
@@ -571,6 +676,8 @@ static inline int weft_db_query(weft_req *r, const char *sql, int nparams,
                                 const char *const *params, weft_db_fn cb,
                                 void *arg)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     if (!weft_api_has(r, db_query))
         return WEFT_ENOSYS;
     return WEFT__API(r)->db_query(r, sql, nparams, params, cb, arg);
@@ -578,11 +685,15 @@ static inline int weft_db_query(weft_req *r, const char *sql, int nparams,
 /*
  * Start a transaction: one connection is reserved for it until
  * weft_tx_end(). cb gets the transaction (NULL if BEGIN failed; see res).
- * One statement at a time per transaction. If the request ends without
- * weft_tx_end(), the host rolls back.
+ * One statement at a time per transaction (a step while one runs is
+ * refused). If the request ends without weft_tx_end(), the host rolls
+ * back. The handle stays recognisable until the request ends: steps on a
+ * transaction that ended (or is ending) answer WEFT_EINVAL.
  */
 static inline int weft_tx_begin(weft_req *r, weft_tx_fn cb, void *arg)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     if (!weft_api_has(r, tx_begin))
         return WEFT_ENOSYS;
     return WEFT__API(r)->tx_begin(r, cb, arg);
@@ -591,59 +702,88 @@ static inline int weft_tx_query(weft_tx *tx, const char *sql, int nparams,
                                 const char *const *params, weft_tx_fn cb,
                                 void *arg)
 {
+    if (tx == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(tx)->tx_query(tx, sql, nparams, params, cb, arg);
 }
 /* COMMIT (commit != 0) or ROLLBACK; cb gets tx == NULL (it is gone) and the
- * result: check weft_db_ok() to know the commit succeeded. */
+ * result: check weft_db_ok() to know the commit succeeded. A signup
+ * step's transaction belongs to the host: ending it is refused. */
 static inline int weft_tx_end(weft_tx *tx, int commit, weft_tx_fn cb,
                               void *arg)
 {
+    if (tx == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(tx)->tx_end(tx, commit, cb, arg);
 }
-/* 1 when the statement succeeded. */
+/* 1 when the statement succeeded (0 for NULL). */
 static inline int weft_db_ok(const weft_db_res *res)
 {
+    if (res == NULL)
+        return 0;
     return WEFT__API(res)->db_ok(res);
 }
-/* The error text (for logs, never for clients), or NULL. */
+/* The error text (for logs, never for clients), or NULL on success;
+ * "no result" for NULL. */
 static inline const char *weft_db_error(const weft_db_res *res)
 {
+    if (res == NULL)
+        return "no result";
     return WEFT__API(res)->db_error(res);
 }
 /* The SQLSTATE, e.g. "23505" for a unique violation, or NULL. */
 static inline const char *weft_db_sqlstate(const weft_db_res *res)
 {
+    if (res == NULL)
+        return NULL;
     return WEFT__API(res)->db_sqlstate(res);
 }
 static inline int weft_db_rows(const weft_db_res *res)
 {
+    if (res == NULL)
+        return 0;
     return WEFT__API(res)->db_rows(res);
 }
 static inline int weft_db_cols(const weft_db_res *res)
 {
+    if (res == NULL)
+        return 0;
     return WEFT__API(res)->db_cols(res);
 }
+/* A column's name, or NULL outside 0..cols-1. */
 static inline const char *weft_db_colname(const weft_db_res *res, int col)
 {
+    if (res == NULL)
+        return NULL;
     return WEFT__API(res)->db_colname(res, col);
 }
-/* A value as text ("" for NULL: check weft_db_isnull()). */
+/* A value as text ("" for NULL: check weft_db_isnull()); NULL outside the
+ * result. */
 static inline const char *weft_db_value(const weft_db_res *res, int row,
                                         int col)
 {
+    if (res == NULL)
+        return NULL;
     return WEFT__API(res)->db_value(res, row, col);
 }
+/* 1 for SQL NULL, and outside the result (there is no value there). */
 static inline int weft_db_isnull(const weft_db_res *res, int row, int col)
 {
+    if (res == NULL)
+        return 1;
     return WEFT__API(res)->db_isnull(res, row, col);
 }
 /*
  * A row as a JSON object keyed by column name (row >= 0), or all rows as an
  * array of objects (row == -1). Integers, floats, booleans, json/jsonb and
  * NULL keep their JSON types; everything else is a string. New reference.
+ * NULL for a row outside the result or below -1; an empty array for
+ * row == -1 of a NULL or failed result.
  */
 static inline json_t *weft_db_json(const weft_db_res *res, int row)
 {
+    if (res == NULL)
+        return row == -1 ? json_array() : NULL;
     return WEFT__API(res)->db_json(res, row);
 }
 /*
@@ -654,6 +794,8 @@ static inline json_t *weft_db_json(const weft_db_res *res, int row)
  */
 static inline int weft_db_reply_error(weft_req *r, const weft_db_res *res)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(r)->db_reply_error(r, res);
 }
 
@@ -671,7 +813,8 @@ static inline int64_t weft_req_user(weft_req *r)
         return 0;
     return WEFT__API(r)->req_user(r);
 }
-/* 1 when the signed-in user has `role` ("user", "admin"). */
+/* 1 when the signed-in user has `role` ("user", "admin"); 0 otherwise and
+ * for a NULL role. */
 static inline int weft_req_has_role(weft_req *r, const char *role)
 {
     if (!weft_api_has(r, req_has_role))
@@ -679,10 +822,12 @@ static inline int weft_req_has_role(weft_req *r, const char *role)
     return WEFT__API(r)->req_has_role(r, role);
 }
 /* Look up the public profile of any user: cb gets zero or one row with the
- * columns id, username, display_name. */
+ * columns id, username, display_name. An id below 1 is refused. */
 static inline int weft_user_profile(weft_req *r, int64_t user_id,
                                     weft_db_fn cb, void *arg)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
     if (!weft_api_has(r, user_profile))
         return WEFT_ENOSYS;
     return WEFT__API(r)->user_profile(r, user_id, cb, arg);
@@ -704,6 +849,8 @@ static inline int weft_user_profile(weft_req *r, int64_t user_id,
 static inline int weft_topic(weft_plugin *p, const char *pattern,
                              unsigned flags, weft_topic_auth_fn auth)
 {
+    if (p == NULL)
+        return WEFT_EINVAL;
     if (!weft_api_has(p, topic))
         return WEFT_ENOSYS;
     return WEFT__API(p)->topic(p, pattern, flags, auth);
@@ -715,6 +862,8 @@ static inline int weft_topic(weft_plugin *p, const char *pattern,
 static inline int weft_publish(weft_plugin *p, const char *topic,
                                json_t *data)
 {
+    if (p == NULL)
+        return WEFT_EINVAL;
     if (!weft_api_has(p, publish))
         return WEFT_ENOSYS;
     return WEFT__API(p)->publish(p, topic, data);
@@ -724,6 +873,8 @@ static inline int weft_publish(weft_plugin *p, const char *topic,
 static inline int weft_subscribe(weft_plugin *p, const char *pattern,
                                  weft_event_fn fn, void *arg)
 {
+    if (p == NULL)
+        return WEFT_EINVAL;
     if (!weft_api_has(p, subscribe))
         return WEFT_ENOSYS;
     return WEFT__API(p)->subscribe(p, pattern, fn, arg);
@@ -732,10 +883,13 @@ static inline int weft_subscribe(weft_plugin *p, const char *pattern,
  * goes out if and only if the transaction commits, also when weftd
  * restarts in between. At least once: a crash between sending and
  * recording it sends it again, so make consumers idempotent (put an id in
- * the data). cb runs like a tx step (res is the INSERT's result). */
+ * the data). cb runs like a tx step (res is the INSERT's result). Outside
+ * a live transaction (NULL, ended, ending) it answers WEFT_EINVAL. */
 static inline int weft_tx_publish(weft_tx *tx, const char *topic,
                                   json_t *data, weft_tx_fn cb, void *arg)
 {
+    if (tx == NULL)
+        return WEFT_EINVAL;
     if (!weft_api_has(tx, tx_publish))
         return WEFT_ENOSYS;
     return WEFT__API(tx)->tx_publish(tx, topic, data, cb, arg);
@@ -749,6 +903,8 @@ static inline int weft_tx_publish(weft_tx *tx, const char *topic,
 static inline int weft_ws_route(weft_plugin *p, const char *pattern,
                                 unsigned flags, const weft_ws_handlers *h)
 {
+    if (p == NULL)
+        return WEFT_EINVAL;
     if (!weft_api_has(p, ws_route))
         return WEFT_ENOSYS;
     return WEFT__API(p)->ws_route(p, pattern, flags, h);
@@ -756,29 +912,40 @@ static inline int weft_ws_route(weft_plugin *p, const char *pattern,
 /* The version of the plugin handling this call. */
 static inline weft_plugin *weft_ws_plugin(weft_ws *ws)
 {
+    if (ws == NULL)
+        return NULL;
     return WEFT__API(ws)->ws_plugin(ws);
 }
 /* Send a message (copied). Text must be valid UTF-8. WEFT_EBUSY when the
- * client is too slow (the host then closes it). Only from the session's
- * callbacks. */
+ * client is too slow (the host then closes it), WEFT_ERR once the session
+ * is closing. Only from the session's callbacks. */
 static inline int weft_ws_send(weft_ws *ws, const char *data, size_t len,
                                int binary)
 {
+    if (ws == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(ws)->ws_send(ws, data, len, binary);
 }
-/* Close with `code` (1000, or 3000-4999 for the application). */
+/* Close with `code` (1000, or 3000-4999 for the application) and a reason
+ * of at most 123 bytes of UTF-8 (or NULL). */
 static inline int weft_ws_close(weft_ws *ws, int code, const char *reason)
 {
+    if (ws == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(ws)->ws_close(ws, code, reason);
 }
 /* The signed-in user of the session, or 0. */
 static inline int64_t weft_ws_user(weft_ws *ws)
 {
+    if (ws == NULL)
+        return 0;
     return WEFT__API(ws)->ws_user(ws);
 }
-/* The session's id (unique on this node). */
+/* The session's id (unique on this node; "" for NULL). */
 static inline const char *weft_ws_id(weft_ws *ws)
 {
+    if (ws == NULL)
+        return "";
     return WEFT__API(ws)->ws_id(ws);
 }
 /* Also deliver messages of `topic` (a topic or pattern) to this session,
@@ -786,6 +953,8 @@ static inline const char *weft_ws_id(weft_ws *ws)
  * applied: the plugin decides. */
 static inline int weft_ws_subscribe(weft_ws *ws, const char *topic)
 {
+    if (ws == NULL)
+        return WEFT_EINVAL;
     return WEFT__API(ws)->ws_subscribe(ws, topic);
 }
 
@@ -799,6 +968,8 @@ static inline int weft_ws_subscribe(weft_ws *ws, const char *topic)
  */
 static inline int weft_on_signup(weft_plugin *p, weft_signup_fn fn, void *arg)
 {
+    if (p == NULL)
+        return WEFT_EINVAL;
     if (!weft_api_has(p, on_signup))
         return WEFT_ENOSYS;
     return WEFT__API(p)->on_signup(p, fn, arg);
@@ -806,10 +977,16 @@ static inline int weft_on_signup(weft_plugin *p, weft_signup_fn fn, void *arg)
 /* The signup step is finished: status WEFT_OK (0) to go on, or an HTTP
  * status 400..499 with an error code and a message for the client (the
  * registration is rolled back and answered with it), or 500..599 for a
- * failure of the plugin's own. Call exactly once per step. */
+ * failure of the plugin's own (any other status counts as 500). Call
+ * exactly once per step: a second call, or one outside a step, is
+ * refused; the step's transaction handle stops working here. */
 static inline int weft_signup_done(weft_req *r, int status, const char *code,
                                    const char *message)
 {
+    if (r == NULL)
+        return WEFT_EINVAL;
+    if (!weft_api_has(r, signup_done))
+        return WEFT_ENOSYS;
     return WEFT__API(r)->signup_done(r, status, code, message);
 }
 
