@@ -91,6 +91,9 @@ static void ds_stop(struct ds_env *e)
     ck_assert_msg(strstr(log, "AddressSanitizer") == NULL &&
                       strstr(log, "runtime error") == NULL,
                   "sanitizer report:\n%s", log);
+    /* db.c refuses a second outcome for one operation, and says so. */
+    ck_assert_msg(strstr(log, "decided twice") == NULL,
+                  "an operation was completed twice:\n%s", log);
     free(log);
     it_rmtree(e->dir);
     free(e->dir);
