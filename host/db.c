@@ -5,31 +5,57 @@
  * except the "connections up" counter. A statement is prepared once per
  * connection and then executed by name. A transaction reserves its
  * connection until it ends (or its request ends: then it is rolled back).
- * Cancellation (timeout, client gone) uses PQcancel, which blocks, so it
- * runs on the worker pool. A broken connection fails its statement with
+ *
+ * An operation (a statement, or a transaction's BEGIN, step or end) is in
+ * exactly one state: new, queued (in the loop's wait queue), sent (on a
+ * connection) or decided (its outcome is set and it waits on the loop's
+ * ready list). wdb_decide() is the only way out of the first three: it
+ * takes the operation off the queue or its connection and disarms its
+ * timer, once. Completion callbacks run only from wdb_deliver(), an event
+ * of the loop's own, which owns the operations it takes off the ready
+ * list: so a callback never runs inside a call into the pool, and whatever
+ * happens to an operation after its outcome was decided (its client goes,
+ * its timer was due, its connection breaks, the request is freed) can no
+ * longer find it to complete it a second time.
+ *
+ * A statement that times out fails at once: the server may never answer.
+ * Its connection is abandoned, not reused while the statement may still
+ * be running: a cancel request goes out on threads of its own
+ * (db_cancel.c; PQcancel blocks, and must not take the shared worker
+ * pool), and the connection settles until its result has been drained and
+ * the cancel request ended, or is dropped and re-opened when that takes
+ * longer than query_timeout. A broken connection fails its statement with
  * SQLSTATE 08006 and is re-opened with backoff; while none is up,
  * statements fail at once instead of waiting, so clients get a quick 503. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
 #include "db.h"
+#include "db_cancel.h"
 #include "host.h"
 #include "log.h"
 #include "request.h"
-#include "worker.h"
 
 #define WDB_MAX_PARAMS 64
 #define WDB_MAX_STMTS 128   /* prepared statements kept per connection */
 #define WDB_BACKOFF_MIN 100 /* ms */
 #define WDB_BACKOFF_MAX 5000
+#define WDB_SETTLE_POLL 20   /* ms between looks at a settling connection */
+#define WDB_CONNECT_MIN 2000 /* ms a connection attempt may take, at least */
+#define WDB_CANCEL_THREADS 2
+#define WDB_CANCEL_WAIT 1000 /* ms given to cancel requests at shutdown */
 
-enum { DBC_DOWN = 0, DBC_CONNECTING, DBC_IDLE, DBC_BUSY };
+/* SETTLING: an abandoned statement may still run; not reused until it has
+ * been drained and its cancel request ended (or the deadline drops it). */
+enum { DBC_DOWN = 0, DBC_CONNECTING, DBC_IDLE, DBC_BUSY, DBC_SETTLING };
 enum { PH_DEALLOC = 0, PH_PREPARE, PH_EXEC };
 enum { OP_QUERY = 0, OP_BEGIN, OP_END };
+enum { OPS_NEW = 0, OPS_QUEUED, OPS_SENT, OPS_DECIDED };
 
 struct wdb_stmt {
     char *sql;
@@ -44,6 +70,11 @@ struct wdb_conn {
     PGconn *pg;
     int state;
     struct event *rev, *wev, *retry;
+    struct event *ctimer; /* bounds a connection attempt     */
+    struct event *settle; /* polls a settling connection     */
+    long long settle_until;
+    struct wdbc_job *cancel; /* a cancel request not yet let go of */
+    int sent;                /* a command's results are outstanding */
     int backoff_ms;
     struct wdb_op *op;
     struct wdb_tx *tx; /* reserved by a transaction */
@@ -56,17 +87,19 @@ struct wdb_loop {
     struct wloop *loop;
     struct wdb_conn *conns;
     int n, nup;
-    struct wdb_op *qhead, *qtail;
+    struct wdb_op *qhead, *qtail; /* waiting for a connection */
     int qlen;
+    struct wdb_op *rhead, *rtail; /* decided, waiting for delivery */
+    struct event *deliver;
 };
 
 struct wdb_op {
     struct wdb_loop *dl;
-    int kind, phase;
+    int state, kind, phase;
     char *sql;
     int nparams;
     char **params;
-    wdb_cb cb;
+    wdb_cb cb; /* NULL once its request is gone */
     void *arg;
     struct weft_req *req;
     struct wdb_op *req_next;
@@ -77,8 +110,8 @@ struct wdb_op {
     PGresult *res;
     char err[256];
     const char *sqlstate;
-    int timed_out, failed;
-    struct wdb_op *next;
+    int failed, cancelled;
+    struct wdb_op *next; /* in the wait queue or on the ready list */
 };
 
 struct wdb_tx {
@@ -102,6 +135,10 @@ const struct weft_db_res wdb_busy_res = {
 static void wdb_connect(struct wdb_conn *c);
 static void wdb_pump(struct wdb_loop *dl);
 static void wdb_send(struct wdb_conn *c);
+static void wdb_down(struct wdb_conn *c, const char *why);
+static int wdb_tx_step(struct wdb_tx *tx, int kind, const char *sql,
+                       int nparams, const char *const *params, wdb_cb cb,
+                       void *arg);
 
 int wdb_enabled(void)
 {
@@ -124,6 +161,26 @@ static struct wdb_loop *wdb_loop_of(struct wloop *l)
 {
     return wdb_on && l->id >= 0 && l->id < whost_g->nloops ? &wdb_loops[l->id]
                                                            : NULL;
+}
+
+static long long wdb_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wdb_tv(struct timeval *tv, long long ms)
+{
+    tv->tv_sec = (time_t)(ms / 1000);
+    tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+/* Counted in wdb_up: usable now or once it settled. */
+static int wdb_state_up(int state)
+{
+    return state == DBC_IDLE || state == DBC_BUSY || state == DBC_SETTLING;
 }
 
 /* ---- operations ------------------------------------------------------- */
@@ -155,62 +212,6 @@ static void wdb_req_unlink(struct wdb_op *op)
     op->req = NULL;
 }
 
-/* Hand the outcome to the caller and free the operation. */
-static void wdb_finish(struct wdb_op *op)
-{
-    struct weft_db_res r = {&wapi_table, op->res, NULL, NULL};
-    struct wdb_tx *tx = op->tx;
-
-    if (op->timer != NULL)
-        evtimer_del(op->timer);
-    wdb_req_unlink(op);
-    if (op->failed) {
-        r.error = op->err;
-        r.sqlstate = op->sqlstate;
-    } else if (op->res != NULL &&
-               PQresultStatus(op->res) != PGRES_COMMAND_OK &&
-               PQresultStatus(op->res) != PGRES_TUPLES_OK) {
-        r.error = PQresultErrorMessage(op->res);
-        r.sqlstate = PQresultErrorField(op->res, PG_DIAG_SQLSTATE);
-        if (op->timed_out) {
-            r.error = "the query timed out";
-            r.sqlstate = "57014";
-        }
-    }
-    if (tx != NULL) {
-        tx->busy = 0;
-        if (op->kind == OP_END || (op->kind == OP_BEGIN && r.error != NULL)) {
-            /* The transaction is over: its connection is free again. */
-            if (tx->conn != NULL && tx->conn->tx == tx) {
-                tx->conn->tx = NULL;
-                if (tx->conn->state == DBC_BUSY && tx->conn->op == NULL)
-                    tx->conn->state = DBC_IDLE;
-            }
-            free(tx);
-            tx = NULL;
-        }
-    }
-    op->cb(tx, &r, op->arg);
-    wdb_op_free(op);
-}
-
-/* Fail an operation that holds no connection, on a later turn of the loop
- * (callers expect their callback after the call returned). */
-static void wdb_fail_later_cb(void *arg)
-{
-    wdb_finish(arg);
-}
-
-static void wdb_fail_later(struct wdb_op *op, const char *sqlstate,
-                           const char *msg)
-{
-    op->failed = 1;
-    op->sqlstate = sqlstate;
-    snprintf(op->err, sizeof(op->err), "%s", msg);
-    if (wloop_post(op->dl->loop, wdb_fail_later_cb, op) != 0)
-        wdb_finish(op); /* out of memory: better now than never */
-}
-
 static void wdb_queue_remove(struct wdb_loop *dl, struct wdb_op *op)
 {
     struct wdb_op **pp;
@@ -228,46 +229,223 @@ static void wdb_queue_remove(struct wdb_loop *dl, struct wdb_op *op)
     op->next = NULL;
 }
 
-/* PQcancel blocks on a network round trip: a worker thread does it. */
-static void wdb_cancel_job(void *arg)
+/* Settle the outcome of `op`, once: a failure when `sqlstate` is set,
+ * else op->res. The operation leaves the queue or its connection (the
+ * caller puts the connection in its next state), its timer is disarmed
+ * and it waits for wdb_deliver(). */
+static void wdb_decide(struct wdb_op *op, const char *sqlstate,
+                       const char *msg)
 {
-    PGcancel *pc = arg;
-    char err[256];
+    struct wdb_loop *dl = op->dl;
 
-    if (!PQcancel(pc, err, sizeof(err)))
-        wlog(WLOG_WARN, "db", "cancel failed: %s", err);
-    PQfreeCancel(pc);
+    if (op->state == OPS_DECIDED) {
+        wlog(WLOG_ERROR, "db", "an outcome was decided twice (ignored)");
+        return;
+    }
+    if (op->state == OPS_QUEUED)
+        wdb_queue_remove(dl, op);
+    if (op->conn != NULL && op->conn->op == op)
+        op->conn->op = NULL;
+    op->conn = NULL;
+    /* A statement being prepared is not in the connection's list yet: it
+     * is the operation's alone (listed ones belong to the connection). */
+    if (op->phase == PH_PREPARE && op->stmt != NULL) {
+        free(op->stmt->sql);
+        free(op->stmt);
+    }
+    op->stmt = NULL;
+    evtimer_del(op->timer);
+    if (sqlstate != NULL) {
+        op->failed = 1;
+        op->sqlstate = sqlstate;
+        snprintf(op->err, sizeof(op->err), "%s", msg);
+        if (op->res != NULL)
+            PQclear(op->res);
+        op->res = NULL;
+    }
+    op->state = OPS_DECIDED;
+    op->next = NULL;
+    if (dl->rtail != NULL)
+        dl->rtail->next = op;
+    else
+        dl->rhead = op;
+    dl->rtail = op;
+    event_active(dl->deliver, EV_TIMEOUT, 0);
 }
 
-static void wdb_cancel(struct wdb_op *op)
+static void wdb_ignore(struct wdb_tx *tx, const struct weft_db_res *res,
+                       void *arg)
 {
-    PGcancel *pc;
+    (void)tx;
+    (void)arg;
+    if (res->error != NULL)
+        wlog(WLOG_WARN, "db", "automatic rollback: %s", res->error);
+}
 
-    if (op->conn == NULL || op->conn->pg == NULL)
+static void wdb_conn_release(struct wdb_conn *c);
+
+/* Hand a decided outcome to the caller and free the operation. */
+static void wdb_complete(struct wdb_op *op)
+{
+    struct weft_db_res r = {&wapi_table, op->res, NULL, NULL};
+    struct wdb_tx *tx = op->tx;
+
+    wdb_req_unlink(op);
+    if (op->failed) {
+        r.error = op->err;
+        r.sqlstate = op->sqlstate;
+    } else if (op->res != NULL &&
+               PQresultStatus(op->res) != PGRES_COMMAND_OK &&
+               PQresultStatus(op->res) != PGRES_TUPLES_OK) {
+        r.error = PQresultErrorMessage(op->res);
+        r.sqlstate = PQresultErrorField(op->res, PG_DIAG_SQLSTATE);
+    }
+    if (tx != NULL) {
+        tx->busy = 0;
+        if (op->kind == OP_END || (op->kind == OP_BEGIN && r.error != NULL)) {
+            /* The transaction is over: its connection is free again. */
+            struct wdb_conn *c = tx->conn;
+            if (c != NULL && c->tx == tx) {
+                c->tx = NULL;
+                if (c->state == DBC_BUSY && c->op == NULL) {
+                    wdb_conn_release(c);
+                    wdb_pump(c->dl);
+                }
+            }
+            free(tx);
+            tx = NULL;
+        }
+    }
+    if (op->cb != NULL) {
+        op->cb(tx, &r, op->arg);
+    } else if (tx != NULL && !tx->ending) {
+        /* Its request is gone: nobody will end the transaction. */
+        wlog(WLOG_WARN, "db", "request ended inside a transaction: rolling "
+                              "back");
+        if (wdb_tx_step(tx, OP_END, "ROLLBACK", 0, NULL, wdb_ignore, NULL) !=
+            0)
+            tx->broken = 1;
+    }
+    wdb_op_free(op);
+}
+
+/* The loop's ready list, on a turn of its own. */
+static void wdb_deliver(evutil_socket_t fd, short what, void *arg)
+{
+    struct wdb_loop *dl = arg;
+    struct wdb_op *op, *list = dl->rhead;
+
+    (void)fd;
+    (void)what;
+    dl->rhead = dl->rtail = NULL;
+    while ((op = list) != NULL) {
+        list = op->next;
+        op->next = NULL;
+        wdb_complete(op);
+    }
+}
+
+/* Ask the server to stop what `c` runs; at most one request in flight. */
+static void wdb_cancel(struct wdb_conn *c)
+{
+    if (c->pg == NULL)
         return;
-    pc = PQgetCancel(op->conn->pg);
-    if (pc != NULL && wpool_submit(whost_g->pool, wdb_cancel_job, pc) != 0)
-        PQfreeCancel(pc);
+    if (c->cancel != NULL && wdbc_done(c->cancel)) {
+        wdbc_drop(c->cancel);
+        c->cancel = NULL;
+    }
+    if (c->cancel == NULL)
+        c->cancel = wdbc_submit(c->pg);
+}
+
+static void wdb_settle_check(struct wdb_conn *c)
+{
+    if (c->state != DBC_SETTLING)
+        return;
+    if (!c->sent && (c->cancel == NULL || wdbc_done(c->cancel))) {
+        wdbc_drop(c->cancel);
+        c->cancel = NULL;
+        evtimer_del(c->settle);
+        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+            wdb_down(c, "a statement was abandoned inside a transaction");
+            return;
+        }
+        c->state = DBC_IDLE;
+        wdb_pump(c->dl);
+        return;
+    }
+    if (wdb_now_ms() >= c->settle_until)
+        wdb_down(c, "an abandoned statement did not end within "
+                    "query_timeout");
+}
+
+static void wdb_settle_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wdb_settle_check(arg);
+}
+
+static void wdb_settle(struct wdb_conn *c)
+{
+    struct timeval tv;
+
+    if (c->state != DBC_SETTLING) {
+        c->state = DBC_SETTLING;
+        c->settle_until = wdb_now_ms() + wdb_cfg.query_timeout_ms;
+        wdb_tv(&tv, WDB_SETTLE_POLL);
+        if (evtimer_add(c->settle, &tv) != 0) {
+            wdb_down(c, "out of memory");
+            return;
+        }
+    }
+    wdb_settle_check(c);
+}
+
+/* `c` has no operation and no transaction any more. */
+static void wdb_conn_release(struct wdb_conn *c)
+{
+    if (c->sent || (c->cancel != NULL && !wdbc_done(c->cancel))) {
+        /* A late cancel request would hit the next statement. */
+        wdb_settle(c);
+        return;
+    }
+    wdbc_drop(c->cancel);
+    c->cancel = NULL;
+    c->state = DBC_IDLE;
+}
+
+/* The statement on `c` was given up (its operation is decided already). */
+static void wdb_abandon(struct wdb_conn *c)
+{
+    /* It may have left a prepared statement behind: start afresh. */
+    c->gen = -1;
+    if (c->tx != NULL) {
+        c->tx->broken = 1;
+        c->tx->conn = NULL;
+        c->tx = NULL;
+    }
+    wdb_cancel(c);
+    if (c->cancel == NULL) {
+        wdb_down(c, "a timed-out statement cannot be cancelled");
+        return;
+    }
+    wdb_settle(c);
 }
 
 static void wdb_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct wdb_op *op = arg;
+    struct wdb_conn *c = op->conn;
 
     (void)fd;
     (void)what;
-    if (op->conn == NULL) {
-        /* Still waiting for a connection. */
-        wdb_queue_remove(op->dl, op);
-        op->failed = 1;
-        op->sqlstate = "57014";
-        snprintf(op->err, sizeof(op->err),
-                 "timed out waiting for a database connection");
-        wdb_finish(op);
-        return;
+    if (op->state == OPS_QUEUED) {
+        wdb_decide(op, "57014", "timed out waiting for a database connection");
+    } else if (op->state == OPS_SENT && c != NULL) {
+        wdb_decide(op, "57014", "the query timed out");
+        wdb_abandon(c);
     }
-    op->timed_out = 1;
-    wdb_cancel(op);
 }
 
 static struct wdb_op *wdb_op_new(struct wdb_loop *dl, struct weft_req *req,
@@ -301,9 +479,11 @@ static struct wdb_op *wdb_op_new(struct wdb_loop *dl, struct weft_req *req,
             wdb_op_free(op);
             return NULL;
         }
-    tv.tv_sec = wdb_cfg.query_timeout_ms / 1000;
-    tv.tv_usec = (wdb_cfg.query_timeout_ms % 1000) * 1000;
-    evtimer_add(op->timer, &tv);
+    wdb_tv(&tv, wdb_cfg.query_timeout_ms);
+    if (evtimer_add(op->timer, &tv) != 0) {
+        wdb_op_free(op);
+        return NULL;
+    }
     if (req != NULL) {
         op->req = req;
         op->req_next = req->ops;
@@ -316,7 +496,7 @@ static struct wdb_op *wdb_op_new(struct wdb_loop *dl, struct weft_req *req,
 static int wdb_loop_up(struct wdb_loop *dl)
 {
     for (int i = 0; i < dl->n; i++)
-        if (dl->conns[i].state == DBC_IDLE || dl->conns[i].state == DBC_BUSY)
+        if (wdb_state_up(dl->conns[i].state))
             return 1;
     return 0;
 }
@@ -324,7 +504,7 @@ static int wdb_loop_up(struct wdb_loop *dl)
 static int wdb_enqueue(struct wdb_loop *dl, struct wdb_op *op)
 {
     if (!wdb_loop_up(dl)) {
-        wdb_fail_later(op, "08006", "the database is unavailable");
+        wdb_decide(op, "08006", "the database is unavailable");
         return 0;
     }
     if (dl->qlen >= wdb_cfg.queue_max) {
@@ -338,6 +518,7 @@ static int wdb_enqueue(struct wdb_loop *dl, struct wdb_op *op)
         dl->qhead = op;
     dl->qtail = op;
     dl->qlen++;
+    op->state = OPS_QUEUED;
     wdb_pump(dl);
     return 0;
 }
@@ -400,11 +581,13 @@ static int wdb_tx_step(struct wdb_tx *tx, int kind, const char *sql,
     tx->busy = 1;
     if (kind == OP_END)
         tx->ending = 1;
-    if (tx->broken || tx->conn == NULL || tx->conn->state != DBC_BUSY) {
-        wdb_fail_later(op, "08006", "the transaction's connection was lost");
+    if (tx->broken || tx->conn == NULL || tx->conn->state != DBC_BUSY ||
+        tx->conn->op != NULL) {
+        wdb_decide(op, "08006", "the transaction's connection was lost");
         return 0;
     }
     op->conn = tx->conn;
+    op->state = OPS_SENT;
     tx->conn->op = op;
     op->phase = PH_EXEC;
     wdb_send(tx->conn);
@@ -425,29 +608,23 @@ int wdb_tx_end(struct wdb_tx *tx, int commit, wdb_cb cb, void *arg)
 
 struct weft_req *wdb_tx_req(const struct wdb_tx *tx)
 {
-    return tx->req;
+    return tx != NULL ? tx->req : NULL;
 }
 
-static void wdb_ignore(struct wdb_tx *tx, const struct weft_db_res *res,
-                       void *arg)
-{
-    (void)tx;
-    (void)arg;
-    if (res->error != NULL)
-        wlog(WLOG_WARN, "db", "automatic rollback: %s", res->error);
-}
-
+/* Nobody reads the answer: waiting statements are dropped, running ones
+ * asked to stop (their outcome still reaches the request). */
 void wdb_req_gone(struct weft_req *req)
 {
     struct wdb_op *op, *next;
 
     for (op = req->ops; op != NULL; op = next) {
         next = op->req_next;
-        if (op->conn == NULL && op->tx == NULL) {
-            wdb_queue_remove(op->dl, op);
-            wdb_fail_later(op, "57014", "the client went away");
-        } else if (op->conn != NULL) {
-            wdb_cancel(op);
+        if (op->state == OPS_QUEUED) {
+            wdb_decide(op, "57014", "the client went away");
+        } else if (op->state == OPS_SENT && op->conn != NULL &&
+                   !op->cancelled) {
+            op->cancelled = 1;
+            wdb_cancel(op->conn);
         }
     }
 }
@@ -455,9 +632,24 @@ void wdb_req_gone(struct weft_req *req)
 void wdb_req_release(struct weft_req *req)
 {
     struct wdb_loop *dl;
+    struct wdb_op *op, *next;
 
     if (!wdb_on || req->loop == NULL || (dl = wdb_loop_of(req->loop)) == NULL)
         return;
+    /* Outcomes still bound for this request have nobody to go to: they
+     * are dropped when they come (a transaction is rolled back then). */
+    for (op = req->ops; op != NULL; op = next) {
+        next = op->req_next;
+        if (op->tx != NULL && op->tx->req == req)
+            op->tx->req = NULL;
+        op->req = NULL;
+        op->req_next = NULL;
+        op->cb = NULL;
+        op->arg = NULL;
+        if (op->state == OPS_QUEUED)
+            wdb_decide(op, "57014", "the request ended");
+    }
+    req->ops = NULL;
     for (int i = 0; i < dl->n; i++) {
         struct wdb_tx *tx = dl->conns[i].tx;
         if (tx == NULL || tx->req != req)
@@ -499,7 +691,7 @@ static void wdb_down(struct wdb_conn *c, const char *why)
 {
     struct timeval tv;
     struct wdb_op *op = c->op;
-    int was_up = c->state == DBC_IDLE || c->state == DBC_BUSY;
+    int was_up = wdb_state_up(c->state);
 
     if (was_up) {
         atomic_fetch_sub(&wdb_up, 1);
@@ -513,45 +705,32 @@ static void wdb_down(struct wdb_conn *c, const char *why)
     if (c->wev != NULL)
         event_free(c->wev);
     c->rev = c->wev = NULL;
+    evtimer_del(c->ctimer);
+    evtimer_del(c->settle);
+    /* A cancel request still running goes to a backend that is gone (or
+     * about to be): harmless, and no longer ours to wait for. */
+    wdbc_drop(c->cancel);
+    c->cancel = NULL;
+    c->sent = 0;
     if (c->pg != NULL)
         PQfinish(c->pg);
     c->pg = NULL;
     c->state = DBC_DOWN;
-    wdb_stmts_clear(c);
     if (c->tx != NULL) {
         c->tx->broken = 1;
         c->tx->conn = NULL;
         c->tx = NULL;
     }
-    c->op = NULL;
-    if (op != NULL) {
-        /* A statement being prepared is not in the connection's list yet:
-         * it is the op's alone (the listed ones went with the list). */
-        if (op->phase == PH_PREPARE && op->stmt != NULL) {
-            free(op->stmt->sql);
-            free(op->stmt);
-        }
-        op->stmt = NULL;
-        op->conn = NULL;
-        op->failed = 1;
-        op->sqlstate = "08006";
-        snprintf(op->err, sizeof(op->err), "database connection lost");
-        wdb_finish(op);
-    }
+    if (op != NULL)
+        wdb_decide(op, "08006", "database connection lost");
+    wdb_stmts_clear(c);
     /* Fail fast while nothing is up on this loop. */
     if (!wdb_loop_up(c->dl))
-        while (c->dl->qhead != NULL) {
-            struct wdb_op *q = c->dl->qhead;
-            wdb_queue_remove(c->dl, q);
-            q->failed = 1;
-            q->sqlstate = "08006";
-            snprintf(q->err, sizeof(q->err), "the database is unavailable");
-            wdb_finish(q);
-        }
+        while (c->dl->qhead != NULL)
+            wdb_decide(c->dl->qhead, "08006", "the database is unavailable");
     if (atomic_load(&whost_g->stopping) && c->retry == NULL)
         return;
-    tv.tv_sec = c->backoff_ms / 1000;
-    tv.tv_usec = (c->backoff_ms % 1000) * 1000;
+    wdb_tv(&tv, c->backoff_ms);
     c->backoff_ms = c->backoff_ms * 2 > WDB_BACKOFF_MAX ? WDB_BACKOFF_MAX
                                                         : c->backoff_ms * 2;
     evtimer_add(c->retry, &tv);
@@ -572,8 +751,9 @@ static void wdb_send(struct wdb_conn *c)
     struct wdb_op *op = c->op;
     int gen = atomic_load(&wdb_gen), ok;
 
-    if (op->kind == OP_QUERY && op->tx == NULL && op->phase == PH_DEALLOC &&
-        gen == c->gen)
+    /* Only a schema change (or an abandoned statement) clears the
+     * connection's prepared statements. */
+    if (op->phase == PH_DEALLOC && gen == c->gen)
         op->phase = PH_PREPARE;
     if (op->phase == PH_DEALLOC) {
         c->gen = gen;
@@ -614,6 +794,7 @@ static void wdb_send(struct wdb_conn *c)
         wdb_down(c, PQerrorMessage(c->pg));
         return;
     }
+    c->sent = 1;
     wdb_flush(c);
 }
 
@@ -621,6 +802,7 @@ static void wdb_send(struct wdb_conn *c)
 static void wdb_phase_done(struct wdb_conn *c)
 {
     struct wdb_op *op = c->op;
+    struct wdb_tx *tx = op->tx;
     ExecStatusType st = op->res ? PQresultStatus(op->res) : PGRES_FATAL_ERROR;
 
     if (op->phase == PH_DEALLOC) {
@@ -648,15 +830,16 @@ static void wdb_phase_done(struct wdb_conn *c)
             return;
         }
     }
-    c->op = NULL;
-    op->conn = NULL;
-    if (op->tx != NULL && op->kind == OP_BEGIN && st == PGRES_COMMAND_OK) {
-        op->tx->conn = c;
-        c->tx = op->tx;
+    if (tx != NULL && op->kind == OP_BEGIN && st == PGRES_COMMAND_OK) {
+        tx->conn = c;
+        c->tx = tx;
+    } else if (tx != NULL && op->kind == OP_END && c->tx == tx) {
+        c->tx = NULL;
+        tx->conn = NULL;
     }
-    if (c->tx == NULL || (op->tx == c->tx && op->kind == OP_END))
-        c->state = c->tx != NULL && op->kind != OP_END ? DBC_BUSY : DBC_IDLE;
-    wdb_finish(op);
+    wdb_decide(op, NULL, NULL);
+    if (c->tx == NULL)
+        wdb_conn_release(c);
     wdb_pump(c->dl);
 }
 
@@ -674,12 +857,15 @@ static void wdb_readable(evutil_socket_t fd, short what, void *arg)
     while (c->pg != NULL && !PQisBusy(c->pg)) {
         res = PQgetResult(c->pg);
         if (res == NULL) {
+            c->sent = 0;
             if (c->op != NULL)
                 wdb_phase_done(c);
+            else if (c->state == DBC_SETTLING)
+                wdb_settle_check(c); /* an abandoned statement drained */
             return;
         }
         if (c->op == NULL) {
-            PQclear(res); /* e.g. a notice-free stray result */
+            PQclear(res); /* an abandoned statement's, or a stray result */
             continue;
         }
         if (c->op->res != NULL)
@@ -704,11 +890,12 @@ static void wdb_pump(struct wdb_loop *dl)
         struct wdb_conn *c = &dl->conns[i];
         struct wdb_op *op;
 
-        if (c->state != DBC_IDLE || c->tx != NULL)
+        if (c->state != DBC_IDLE || c->tx != NULL || c->op != NULL)
             continue;
         op = dl->qhead;
         wdb_queue_remove(dl, op);
         op->conn = c;
+        op->state = OPS_SENT;
         op->phase = PH_DEALLOC;
         c->op = op;
         c->state = DBC_BUSY;
@@ -745,6 +932,7 @@ static void wdb_connect_poll(evutil_socket_t fd, short what, void *arg)
             wdb_down(c, "out of memory");
         return;
     case PGRES_POLLING_OK:
+        evtimer_del(c->ctimer);
         PQsetNoticeProcessor(c->pg, wdb_notice, NULL);
         if (PQsetnonblocking(c->pg, 1) != 0) {
             wdb_down(c, PQerrorMessage(c->pg));
@@ -774,8 +962,23 @@ static void wdb_connect_poll(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* A server that accepts but never answers (stopped) holds a non-blocking
+ * connection attempt forever: libpq's connect_timeout is ours to apply. */
+static void wdb_connect_expired(evutil_socket_t fd, short what, void *arg)
+{
+    struct wdb_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->state == DBC_CONNECTING)
+        wdb_down(c, "connecting timed out");
+}
+
 static void wdb_connect(struct wdb_conn *c)
 {
+    struct timeval tv;
+    long long ms = 2LL * wdb_cfg.query_timeout_ms;
+
     c->pg = PQconnectStart(wdb_cfg.conninfo);
     if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
         c->state = DBC_CONNECTING;
@@ -783,6 +986,8 @@ static void wdb_connect(struct wdb_conn *c)
         return;
     }
     c->state = DBC_CONNECTING;
+    wdb_tv(&tv, ms < WDB_CONNECT_MIN ? WDB_CONNECT_MIN : ms);
+    evtimer_add(c->ctimer, &tv);
     wdb_connect_poll(-1, 0, c);
 }
 
@@ -813,23 +1018,40 @@ int wdb_start(const struct wdb_config *cfg)
         dl->loop = &whost_g->loops[l];
         dl->n = cfg->pool_size;
         dl->conns = calloc((size_t)dl->n, sizeof(*dl->conns));
-        if (dl->conns == NULL)
+        dl->deliver = event_new(dl->loop->base, -1, 0, wdb_deliver, dl);
+        if (dl->conns == NULL || dl->deliver == NULL)
             return -1;
         for (int i = 0; i < dl->n; i++) {
-            dl->conns[i].dl = dl;
-            dl->conns[i].id = i;
-            dl->conns[i].backoff_ms = WDB_BACKOFF_MIN;
-            dl->conns[i].retry = evtimer_new(dl->loop->base, wdb_retry,
-                                             &dl->conns[i]);
-            if (dl->conns[i].retry == NULL)
+            struct wdb_conn *c = &dl->conns[i];
+            c->dl = dl;
+            c->id = i;
+            c->backoff_ms = WDB_BACKOFF_MIN;
+            c->retry = evtimer_new(dl->loop->base, wdb_retry, c);
+            c->ctimer = evtimer_new(dl->loop->base, wdb_connect_expired, c);
+            c->settle = event_new(dl->loop->base, -1, EV_PERSIST,
+                                  wdb_settle_tick, c);
+            if (c->retry == NULL || c->ctimer == NULL || c->settle == NULL)
                 return -1;
         }
     }
+    /* One cancel request per connection may wait; more are not needed. */
+    if (wdbc_start(WDB_CANCEL_THREADS, whost_g->nloops * cfg->pool_size) != 0)
+        return -1;
     wdb_on = 1;
     for (int l = 0; l < whost_g->nloops; l++)
         if (wloop_post(&whost_g->loops[l], wdb_loop_start, &wdb_loops[l]) != 0)
             return -1;
     return 0;
+}
+
+static void wdb_free_list(struct wdb_op *op)
+{
+    struct wdb_op *next;
+
+    for (; op != NULL; op = next) {
+        next = op->next;
+        wdb_op_free(op);
+    }
 }
 
 void wdb_stop(void)
@@ -840,28 +1062,34 @@ void wdb_stop(void)
         struct wdb_loop *dl = &wdb_loops[l];
         /* The requests are gone already (connections closed first): the
          * operations are freed without touching them. */
-        while (dl->qhead != NULL) {
-            struct wdb_op *op = dl->qhead;
-            wdb_queue_remove(dl, op);
-            wdb_op_free(op);
-        }
+        wdb_free_list(dl->qhead);
+        wdb_free_list(dl->rhead);
+        dl->qhead = dl->qtail = dl->rhead = dl->rtail = NULL;
         for (int i = 0; dl->conns != NULL && i < dl->n; i++) {
             struct wdb_conn *c = &dl->conns[i];
             if (c->op != NULL)
                 wdb_op_free(c->op);
             free(c->tx);
+            wdbc_drop(c->cancel);
             if (c->rev != NULL)
                 event_free(c->rev);
             if (c->wev != NULL)
                 event_free(c->wev);
             if (c->retry != NULL)
                 event_free(c->retry);
+            if (c->ctimer != NULL)
+                event_free(c->ctimer);
+            if (c->settle != NULL)
+                event_free(c->settle);
             if (c->pg != NULL)
                 PQfinish(c->pg);
             wdb_stmts_clear(c);
         }
+        if (dl->deliver != NULL)
+            event_free(dl->deliver);
         free(dl->conns);
     }
+    wdbc_stop(WDB_CANCEL_WAIT);
     free(wdb_loops);
     wdb_loops = NULL;
     free(wdb_cfg.conninfo);
