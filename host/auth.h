@@ -30,6 +30,8 @@ int wauth_request(struct weft_req *r, unsigned route_flags);
 
 /* SDK accessors. */
 int64_t wauth_user(struct weft_req *r);
+/* When the request's credentials expire (s since the epoch), 0: none. */
+int64_t wauth_expiry(struct weft_req *r);
 int wauth_has_role(struct weft_req *r, const char *role);
 int wauth_profile(struct weft_req *r, int64_t id, weft_db_fn cb, void *arg);
 
@@ -38,5 +40,8 @@ extern const char *wauth_cli_conninfo;
 int wauth_create_admin(const struct wsettings *s, const char *email,
                        const char *password, struct wdiag *d);
 int wauth_seed_demo(const struct wsettings *s, struct wdiag *d);
+/* At start (blocking): fill the username skeletons rows lack (rows from
+ * before migration 3). Returns 0, or -1 with the reason in `d`. */
+int wauth_backfill(const char *conninfo, struct wdiag *d);
 
 #endif
