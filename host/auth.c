@@ -528,6 +528,9 @@ int wauth_request(struct weft_req *r, unsigned flags)
     struct wsess_state st;
     int have = 0, rc;
 
+    if ((flags & WAUTH_ROUTE_ANON) &&
+        !(flags & (WEFT_ROUTE_USER | WEFT_ROUTE_ADMIN)))
+        return 0;
     if (authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0) {
         const char *t = authz + 7;
         char *admin = (flags & WEFT_ROUTE_ADMIN) ? whost_admin_token() : NULL;

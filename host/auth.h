@@ -23,9 +23,16 @@ int wauth_check_secret(const struct wsettings *s, struct wdiag *d);
 /* Register /api/auth/... (answer 503 while there is no database). */
 int wauth_routes(void);
 
+/* A host route flag: the route never asks who is asking (static files),
+ * so its requests never wait for an account lookup. */
+#define WAUTH_ROUTE_ANON 0x8000u
+
 /* Who is asking: Bearer token or cookie (with CSRF check on state
- * changes). Enforces WEFT_ROUTE_USER and WEFT_ROUTE_ADMIN. Returns 0 to go
- * on, or -1 after answering (401, 403). */
+ * changes), and whether the token's session is still what it was (the
+ * account's session version, roles, existence: auth_session.c). Enforces
+ * WEFT_ROUTE_USER and WEFT_ROUTE_ADMIN. Returns 0 to go on, -1 after
+ * answering (401, 403, 503), or 1 when the account is being looked up:
+ * the request is then routed again (wreq_reroute) once it is known. */
 int wauth_request(struct weft_req *r, unsigned route_flags);
 
 /* SDK accessors. */
