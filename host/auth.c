@@ -1294,7 +1294,11 @@ static int wauth_logout(weft_req *r)
     if (op == NULL)
         return WEFT_OK;
     snprintf(uid, sizeof(uid), "%lld", (long long)wauth_user(r));
-    if (wauth_refresh_token(op, tok) != 0 || wtok_hash(tok, h) != 0) {
+    if (r->user != NULL && wauth_jstr(op->in, "refresh_token") == NULL &&
+        !r->via_cookie) {
+        op->hash[0] = '\0'; /* a Bearer logout: the token's account */
+    } else if (wauth_refresh_token(op, tok) != 0 ||
+               wtok_hash(tok, h) != 0) {
         if (op->r->replied || r->user == NULL) {
             /* Nothing to revoke: still forget the cookies. */
             if (!op->r->replied) {

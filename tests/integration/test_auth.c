@@ -2172,6 +2172,16 @@ static void au_sql(const char *dir, const char *sql)
     free(ci);
 }
 
+/* A Bearer header line, freed at the next call (one at a time). */
+static const char *au_bearer_tmp(const char *access)
+{
+    static char *last;
+
+    free(last);
+    last = au_bearer(access);
+    return last;
+}
+
 /* The status of `method path` with a Bearer token. */
 static int au_status_bearer(weft_harness *h, const char *method,
                             const char *path, const char *access,
@@ -2207,38 +2217,55 @@ static int au_poll_status(weft_harness *h, const char *method,
     return st;
 }
 
-START_TEST(session_revocation)
+/* weftd with the todo plugin (a plugin route and a private topic) and an
+ * account "sam" signed in as `s`. A long account cache: only the
+ * invalidation can make these tests pass. */
+static weft_harness *au_start_sam(const char *dir, const char *auth_more,
+                                  long ttl, struct au_sess *s)
 {
-    char *dir = au_tmpdir(), *auth, *more, *sql;
-    weft_harness *h;
-    struct au_sess a, b, c, adm;
+    char *auth = it_strf("secret = %s\nsession_cache_ttl = 10m\n%s" AU_LOOSE,
+                         AU_SECRET, auth_more != NULL ? auth_more : "");
+    char *more = it_strf("[plugin.todo]\npath = %s\nenabled = true\n",
+                         IT_TODO_SO);
+    weft_harness *h = au_start(dir, auth, more);
+
+    au_register(h, "sam@example.com", "sam", "Sam", "sampass123", ttl, s);
+    free(auth);
+    free(more);
+    return h;
+}
+
+static void au_stop_sam(weft_harness *h, char *dir, struct au_sess *s)
+{
+    au_sess_free(s);
+    it_stop_ok(h);
+    it_rmtree(dir);
+    free(dir);
+}
+
+START_TEST(session_logout)
+{
+    char *dir = au_tmpdir(), *body;
+    struct au_sess a, b;
+    weft_harness *h = au_start_sam(dir, NULL, 900, &a);
     weft_hresp r;
-    int st;
 
-    /* A long cache: only the invalidation can make these pass. */
-    auth = it_strf("secret = %s\nsession_cache_ttl = 10m\n" AU_LOOSE,
-                   AU_SECRET);
-    more = it_strf("[plugin.todo]\npath = %s\nenabled = true\n", IT_TODO_SO);
-    h = au_start(dir, auth, more);
-    au_register(h, "sam@example.com", "sam", "Sam", "sampass123", 900, &a);
-
-    /* logout: the same access token stops working at once */
     ck_assert_int_eq(au_me_status(h, a.access), 200);
     ck_assert_int_eq(au_status_bearer(h, "GET", "/api/todo/lists", a.access,
                                       NULL),
                      200);
     au_login(h, "sam@example.com", "sampass123", 900, &b);
-    sql = au_obj("refresh_token", a.refresh, NULL);
-    au_call(h, "POST", "/api/auth/logout", NULL, sql, &r);
+    body = au_obj("refresh_token", a.refresh, NULL);
+    au_call(h, "POST", "/api/auth/logout", NULL, body, &r);
     ck_assert_int_eq(r.status, 204);
     weft_hresp_free(&r);
-    free(sql);
+    free(body);
     ck_assert_msg(au_me_status(h, a.access) == 401,
                   "the access token still works right after its logout");
     ck_assert_int_eq(au_status_bearer(h, "GET", "/api/todo/lists", a.access,
                                       NULL),
                      401);
-    /* the other session signs in again with its refresh token */
+    /* the account's other session gets a new access token by refreshing */
     ck_assert_int_eq(au_me_status(h, b.access), 401);
     au_refresh_try(h, b.refresh, &r);
     ck_assert_msg(r.status == 200, "another device's refresh after a logout: "
@@ -2248,8 +2275,25 @@ START_TEST(session_revocation)
     au_take_tokens(&r, 900, &b);
     weft_hresp_free(&r);
     ck_assert_int_eq(au_me_status(h, b.access), 200);
+    /* logout with only the access token also ends it */
+    au_call(h, "POST", "/api/auth/logout", au_bearer_tmp(b.access), "{}", &r);
+    ck_assert_int_eq(r.status, 204);
+    weft_hresp_free(&r);
+    ck_assert_int_eq(au_me_status(h, b.access), 401);
+    au_sess_free(&b);
+    au_stop_sam(h, dir, &a);
+}
+END_TEST
 
-    /* password change: the token used for it (and the others) end */
+START_TEST(session_password_change)
+{
+    char *dir = au_tmpdir();
+    struct au_sess a, b;
+    weft_harness *h = au_start_sam(dir, NULL, 900, &a);
+
+    au_login(h, "sam@example.com", "sampass123", 900, &b);
+    ck_assert_int_eq(au_me_status(h, a.access), 200);
+    ck_assert_int_eq(au_me_status(h, b.access), 200);
     ck_assert_int_eq(au_status_bearer(h, "POST", "/api/auth/password",
                                       b.access,
                                       "{\"current_password\":\"sampass123\","
@@ -2257,20 +2301,36 @@ START_TEST(session_revocation)
                      204);
     ck_assert_msg(au_me_status(h, b.access) == 401,
                   "the access token still works after a password change");
+    ck_assert_msg(au_me_status(h, a.access) == 401,
+                  "another access token still works after a password change");
+    au_sess_free(&b);
+    au_login(h, "sam@example.com", "sampass456", 900, &b);
+    ck_assert_int_eq(au_me_status(h, b.access), 200);
+    au_sess_free(&b);
+    au_stop_sam(h, dir, &a);
+}
+END_TEST
 
-    /* demotion (by SQL: no endpoint demotes) counts on the next request */
-    au_login(h, "sam@example.com", "sampass456", 900, &c);
+START_TEST(session_demotion)
+{
+    char *dir = au_tmpdir(), *sql;
+    struct au_sess a, adm;
+    weft_harness *h = au_start_sam(dir, NULL, 900, &a);
+    int st;
+
+    /* promoted and demoted by SQL, as an operator would (no endpoint) */
     sql = it_strf("UPDATE weft_users SET roles = '{user,admin}' WHERE id = %s",
-                  c.id);
+                  a.id);
     au_sql(dir, sql);
     free(sql);
-    au_login(h, "sam@example.com", "sampass456", 900, &adm);
-    ck_assert_int_eq(au_status_bearer(h, "POST",
-                                      "/admin/plugins/todo/reload",
+    au_login(h, "sam@example.com", "sampass123", 900, &adm);
+    ck_assert_msg(au_has_role(adm.user, "admin"), "the promotion did not "
+                                                  "show");
+    ck_assert_int_eq(au_status_bearer(h, "POST", "/admin/plugins/todo/reload",
                                       adm.access, NULL),
                      200);
     sql = it_strf("UPDATE weft_users SET roles = '{user}' WHERE id = %s",
-                  c.id);
+                  a.id);
     au_sql(dir, sql);
     free(sql);
     st = au_poll_status(h, "POST", "/admin/plugins/todo/reload", adm.access,
@@ -2278,33 +2338,36 @@ START_TEST(session_revocation)
     ck_assert_msg(st == 403, "an admin route with a demoted admin's token: "
                              "expected 403, got %d",
                   st);
+    /* still signed in, as a plain user */
     ck_assert_int_eq(au_me_status(h, adm.access), 200);
+    au_sess_free(&adm);
+    au_stop_sam(h, dir, &a);
+}
+END_TEST
 
-    /* deletion: 401 everywhere, no 500 from plugins */
-    ck_assert_int_eq(au_status_bearer(h, "GET", "/api/todo/lists", c.access,
+START_TEST(session_deletion)
+{
+    char *dir = au_tmpdir(), *sql;
+    struct au_sess a;
+    weft_harness *h = au_start_sam(dir, NULL, 900, &a);
+    int st;
+
+    ck_assert_int_eq(au_status_bearer(h, "GET", "/api/todo/lists", a.access,
                                       NULL),
                      200);
-    sql = it_strf("DELETE FROM weft_users WHERE id = %s", c.id);
+    ck_assert_int_eq(au_me_status(h, a.access), 200);
+    sql = it_strf("DELETE FROM weft_users WHERE id = %s", a.id);
     au_sql(dir, sql);
     free(sql);
-    st = au_poll_status(h, "GET", "/api/todo/lists", c.access, 401, 2000);
+    st = au_poll_status(h, "GET", "/api/todo/lists", a.access, 401, 2000);
     ck_assert_msg(st == 401, "a plugin route with a deleted account's token: "
                              "expected 401, got %d",
                   st);
-    ck_assert_int_eq(au_me_status(h, c.access), 401);
-    ck_assert_int_eq(au_status_bearer(h, "POST", "/api/todo/lists", c.access,
+    ck_assert_int_eq(au_status_bearer(h, "POST", "/api/todo/lists", a.access,
                                       "{\"title\":\"x\"}"),
                      401);
-
-    au_sess_free(&a);
-    au_sess_free(&b);
-    au_sess_free(&c);
-    au_sess_free(&adm);
-    it_stop_ok(h);
-    it_rmtree(dir);
-    free(dir);
-    free(auth);
-    free(more);
+    ck_assert_int_eq(au_me_status(h, a.access), 401);
+    au_stop_sam(h, dir, &a);
 }
 END_TEST
 
@@ -2376,20 +2439,17 @@ static long au_sse_wait_end(int fd, long ms, int *ended)
     return -1;
 }
 
-START_TEST(realtime_session_end)
+START_TEST(realtime_expiry)
 {
-    char *dir = au_tmpdir(), *auth, *more, *topic, *body;
-    weft_harness *h;
+    char *dir = au_tmpdir(), *topic;
     struct au_sess a;
-    weft_hresp r;
+    weft_harness *h = au_start_sam(dir, "access_ttl = 3s\n", 3, &a);
     long t;
     int fd, ended;
 
-    /* expiry: a stream opened with a 3 s token ends when the token does */
-    auth = it_strf("secret = %s\naccess_ttl = 3s\n" AU_LOOSE, AU_SECRET);
-    more = it_strf("[plugin.todo]\npath = %s\nenabled = true\n", IT_TODO_SO);
-    h = au_start(dir, auth, more);
-    au_register(h, "rita@example.com", "rita", "Rita", "ritapass12", 3, &a);
+    /* a stream opened with a 3 s token ends when the token does */
+    au_sess_free(&a);
+    au_login(h, "sam@example.com", "sampass123", 3, &a);
     topic = it_strf("todo.user.%s", a.id);
     fd = au_sse_open(h, topic, a.access);
     t = au_sse_wait_end(fd, 1000, &ended);
@@ -2400,15 +2460,20 @@ START_TEST(realtime_session_end)
                   topic);
     ck_assert_msg(ended, "the stream ended without a session_ended event");
     close(fd);
-    au_sess_free(&a);
     free(topic);
-    it_stop_ok(h);
-    free(auth);
+    au_stop_sam(h, dir, &a);
+}
+END_TEST
 
-    /* logout: a stream of the account ends at once */
-    auth = it_strf("secret = %s\n" AU_LOOSE, AU_SECRET);
-    h = au_start(dir, auth, more);
-    au_login(h, "rita@example.com", "ritapass12", 900, &a);
+START_TEST(realtime_logout)
+{
+    char *dir = au_tmpdir(), *topic, *body;
+    struct au_sess a;
+    weft_harness *h = au_start_sam(dir, NULL, 900, &a);
+    weft_hresp r;
+    long t;
+    int fd, ended;
+
     topic = it_strf("todo.user.%s", a.id);
     fd = au_sse_open(h, topic, a.access);
     t = au_sse_wait_end(fd, 500, &ended);
@@ -2424,17 +2489,11 @@ START_TEST(realtime_session_end)
     ck_assert_msg(ended, "the stream ended without a session_ended event");
     close(fd);
     /* and it cannot be reopened with that token */
-    ck_assert_int_eq(au_status_bearer(h, "GET", "/api/realtime?topic=todo.user.1",
-                                      a.access, NULL),
-                     401);
-
-    au_sess_free(&a);
+    body = it_strf("/api/realtime?topic=%s", topic);
+    ck_assert_int_eq(au_status_bearer(h, "GET", body, a.access, NULL), 401);
+    free(body);
     free(topic);
-    it_stop_ok(h);
-    it_rmtree(dir);
-    free(dir);
-    free(auth);
-    free(more);
+    au_stop_sam(h, dir, &a);
 }
 END_TEST
 
@@ -2742,8 +2801,12 @@ int main(void)
     /* CK_RUN_CASE=sessions runs these alone (ctest integration_auth_session) */
     tc = tcase_create("sessions");
     tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, session_revocation);
-    tcase_add_test(tc, realtime_session_end);
+    tcase_add_test(tc, session_logout);
+    tcase_add_test(tc, session_password_change);
+    tcase_add_test(tc, session_demotion);
+    tcase_add_test(tc, session_deletion);
+    tcase_add_test(tc, realtime_expiry);
+    tcase_add_test(tc, realtime_logout);
     tcase_add_test(tc, csrf_bound_to_session);
     tcase_add_test(tc, login_lockout);
     tcase_add_test(tc, confusable_names);
