@@ -2677,7 +2677,7 @@ START_TEST(confusable_names)
 {
     char *dir = au_tmpdir(), *auth;
     weft_harness *h;
-    struct au_sess s;
+    struct au_sess s, s2;
     weft_hresp r;
     json_t *lb;
 
@@ -2736,6 +2736,26 @@ START_TEST(confusable_names)
     ck_assert_str_eq(it_jstr(json_object_get(lb, "user"), "username"), "ben");
     json_decref(lb);
     weft_hresp_free(&r);
+
+    /* rows from before skeletons existed get theirs at start, also when
+     * two of them look alike (the later one gets one of its own) */
+    au_sql(dir, "UPDATE weft_users SET username_skeleton = NULL");
+    au_sql(dir, "INSERT INTO weft_users (email, username, display_name,"
+                " password_hash) VALUES ('old@example.com', 'adm\xc4\xb1n',"
+                " 'Old', 'x')");
+    it_stop_ok(h);
+    h = au_start(dir, auth, NULL);
+    au_register_expect(h, "c12@example.com",
+                       "\xef\xbc\xa1\xef\xbc\xa4\xef\xbc\xad\xef\xbc\xa9"
+                       "\xef\xbc\xae",
+                       "C12", 409, "username_taken",
+                       "fullwidth ADMIN after the backfill");
+    au_register_expect(h, "c13@example.com", "ben", "C13", 409,
+                       "username_taken", "ben after the backfill");
+    ck_assert_msg(au_name_fails[0] == '\0', "after the backfill:%s",
+                  au_name_fails);
+    au_login(h, "admin@example.com", "adminpass1", 900, &s2);
+    au_sess_free(&s2);
 
     au_sess_free(&s);
     it_stop_ok(h);
