@@ -17,10 +17,12 @@
  * Linux) to the 127.0.0.1 listener.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2809,6 +2811,65 @@ START_TEST(register_enumeration_limited)
 }
 END_TEST
 
+/* Signal the whole embedded cluster: the postmaster and its children
+ * (each of which PostgreSQL puts in a session of its own). */
+static void au_cluster_signal(const char *dir, int sig)
+{
+    pid_t pm = au_postmaster(dir);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    ck_assert_int_gt(pm, 0);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(kill(pm, sig), 0);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[512], *rp;
+        long ppid = 0;
+        FILE *f;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(buf, sizeof(buf), f) != NULL &&
+            (rp = strrchr(buf, ')')) != NULL &&
+            sscanf(rp + 1, " %*c %ld", &ppid) == 1 && ppid == pm)
+            kill((pid_t)atol(e->d_name), sig);
+        fclose(f);
+    }
+    closedir(d);
+}
+
+/* Static files never wait for an account lookup: with the whole cluster
+ * stopped, a request for one carrying credentials nobody has looked up
+ * yet is still answered at once. */
+START_TEST(static_files_skip_lookup)
+{
+    char *dir = au_tmpdir(), *hdr;
+    struct au_sess a;
+    weft_harness *h = au_start_sam(dir, NULL, 900, &a);
+    weft_hresp r;
+    long long t0;
+
+    au_cluster_signal(dir, SIGSTOP);
+    hdr = it_strf("Authorization: Bearer %s\r\nCookie: weft_access=%s\r\n",
+                  a.access, a.access);
+    t0 = it_now_ms();
+    au_call(h, "GET", "/p/todo/widget.js", hdr, NULL, &r);
+    au_cluster_signal(dir, SIGCONT);
+    ck_assert_msg(r.status > 0 && r.status < 500 && it_now_ms() - t0 < 2000,
+                  "a static file with credentials while the database is "
+                  "stopped: %d after %lld ms",
+                  r.status, it_now_ms() - t0);
+    weft_hresp_free(&r);
+    free(hdr);
+    ck_assert_int_eq(au_me_status(h, a.access), 200);
+    au_stop_sam(h, dir, &a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("integration_auth");
@@ -2844,6 +2905,7 @@ int main(void)
     tcase_add_test(tc, session_deletion);
     tcase_add_test(tc, realtime_expiry);
     tcase_add_test(tc, realtime_logout);
+    tcase_add_test(tc, static_files_skip_lookup);
     tcase_add_test(tc, csrf_bound_to_session);
     tcase_add_test(tc, login_lockout);
     tcase_add_test(tc, confusable_names);
