@@ -1,12 +1,16 @@
 /* auth.c - identity: register, login, refresh, logout, me, password.
  *
- * Access tokens are short-lived JWTs (HS256) checked without the database;
- * refresh tokens are random, stored only as SHA-256 hashes, rotated on every
- * use, and grouped in families: presenting a rotated token again means it
- * was stolen, so its whole family is revoked. Password hashing (argon2id)
+ * Access tokens are short-lived JWTs (HS256) whose signature is checked
+ * without the database, and whose session (claim sv, the account's
+ * session version) is checked against the account as auth_session.c
+ * caches it: logout, a password change or deletion end every token of the
+ * account on the next request. Refresh tokens are random, stored only as
+ * SHA-256 hashes, rotated on every use, and grouped in families (a
+ * session, claim sid): presenting a rotated token again means it was
+ * stolen, so its whole family is revoked. Password hashing (argon2id)
  * runs on the worker pool behind a gate that bounds its concurrency.
  * Browsers may use HttpOnly cookies instead of the Authorization header;
- * then every state change must carry the CSRF token (double submit). */
+ * then every state change must carry the session's CSRF token. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,8 +43,6 @@
 #include "utf8.h"
 
 #define WAUTH_EMAIL_MAX 254
-#define WAUTH_NAME_MAX 64
-#define WAUTH_CSRF_LEN 43
 
 const weft_migration wauth_migrations[] = {
     {1, "identity",
