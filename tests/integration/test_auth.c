@@ -2870,6 +2870,43 @@ START_TEST(static_files_skip_lookup)
 }
 END_TEST
 
+/* Two nodes sharing one database: a logout on one ends the token on the
+ * other at once, though the other had the account cached (10 minutes). */
+START_TEST(session_across_nodes)
+{
+    char *dir = au_tmpdir(), *dir2 = au_tmpdir(), *auth, *more, *body;
+    struct au_sess a;
+    weft_harness *h = au_start_sam(dir, NULL, 900, &a), *h2;
+    weft_hresp r;
+    int st;
+
+    auth = it_strf("secret = %s\nsession_cache_ttl = 10m\n" AU_LOOSE,
+                   AU_SECRET);
+    more = it_strf("[database]\nurl = host=%s/data/pg/run port=5432 "
+                   "dbname=weft user=weft\n",
+                   dir);
+    h2 = au_start(dir2, auth, more);
+    ck_assert_int_eq(au_me_status(h2, a.access), 200); /* cached on h2 */
+    ck_assert_int_eq(au_me_status(h, a.access), 200);
+    body = au_obj("refresh_token", a.refresh, NULL);
+    au_call(h, "POST", "/api/auth/logout", NULL, body, &r);
+    ck_assert_int_eq(r.status, 204);
+    weft_hresp_free(&r);
+    free(body);
+    ck_assert_int_eq(au_me_status(h, a.access), 401);
+    st = au_poll_status(h2, "GET", "/api/auth/me", a.access, 401, 2000);
+    ck_assert_msg(st == 401, "the other node still takes a token logged "
+                             "out on the first: %d",
+                  st);
+    it_stop_ok(h2);
+    it_rmtree(dir2);
+    free(dir2);
+    free(auth);
+    free(more);
+    au_stop_sam(h, dir, &a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("integration_auth");
@@ -2903,6 +2940,7 @@ int main(void)
     tcase_add_test(tc, session_password_change);
     tcase_add_test(tc, session_demotion);
     tcase_add_test(tc, session_deletion);
+    tcase_add_test(tc, session_across_nodes);
     tcase_add_test(tc, realtime_expiry);
     tcase_add_test(tc, realtime_logout);
     tcase_add_test(tc, static_files_skip_lookup);
