@@ -347,28 +347,43 @@ static int wauth_unsafe_method(const char *m)
            strcmp(m, "OPTIONS") != 0;
 }
 
-/* The CSRF token of a session: "<sid>.<HMAC-SHA256(secret, sid)>". A
- * cookie tossed from a sibling domain cannot carry a token for the
- * victim's session without the secret, so a forged pair is refused; the
- * sid in it also tells refresh and logout which family they may touch. */
-#define WAUTH_CSRF_MAX (WJWT_SID_MAX + 1 + 44)
+/* The CSRF token of a session: "<sid>.<nonce>.<HMAC-SHA256(secret, sid
+ * and nonce)>". A cookie tossed from a sibling domain cannot carry a token
+ * for the victim's session without the secret, so a forged pair is
+ * refused; the sid in it also tells refresh and logout which family they
+ * may touch. The nonce is new at every sign-in and refresh: the web
+ * client takes a changed cookie as "another tab has just refreshed". */
+#define WAUTH_NONCE_LEN 22 /* 16 random bytes, base64url */
+#define WAUTH_CSRF_MAX (WJWT_SID_MAX + 1 + WAUTH_NONCE_LEN + 1 + 44)
 
-static void wauth_csrf_make(const char *sid, char out[WAUTH_CSRF_MAX])
+static void wauth_csrf_mac(const char *sid_nonce, size_t n, char *out,
+                           size_t size)
 {
     static const char domain[] = "weft-csrf-v1";
     unsigned char mac[crypto_auth_hmacsha256_BYTES];
     crypto_auth_hmacsha256_state st;
-    size_t n = strlen(sid);
 
     crypto_auth_hmacsha256_init(&st, wauth.key, wauth.keylen);
     crypto_auth_hmacsha256_update(&st, (const unsigned char *)domain,
                                   sizeof(domain));
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)sid, n);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)sid_nonce, n);
     crypto_auth_hmacsha256_final(&st, mac);
-    memcpy(out, sid, n);
-    out[n] = '.';
-    sodium_bin2base64(out + n + 1, WAUTH_CSRF_MAX - n - 1, mac, sizeof(mac),
+    sodium_bin2base64(out, size, mac, sizeof(mac),
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static void wauth_csrf_make(const char *sid, char out[WAUTH_CSRF_MAX])
+{
+    unsigned char nonce[16];
+    size_t n;
+
+    randombytes_buf(nonce, sizeof(nonce));
+    n = (size_t)snprintf(out, WAUTH_CSRF_MAX, "%s.", sid);
+    sodium_bin2base64(out + n, WAUTH_CSRF_MAX - n, nonce, sizeof(nonce),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    n += WAUTH_NONCE_LEN;
+    out[n] = '.';
+    wauth_csrf_mac(out, n, out + n + 1, WAUTH_CSRF_MAX - n - 1);
 }
 
 /* The X-CSRF-Token header repeats the weft_csrf cookie (double submit)
@@ -380,17 +395,23 @@ static int wauth_csrf_sid(struct weft_req *r, char sid[WJWT_SID_MAX])
     const char *cookies = whttp_header(&r->head, "Cookie");
     const char *dot = got != NULL ? strchr(got, '.') : NULL;
     char want[WAUTH_CSRF_MAX], cookie[WAUTH_CSRF_MAX];
-    size_t n = dot != NULL ? (size_t)(dot - got) : 0;
+    size_t n = dot != NULL ? (size_t)(dot - got) : 0, m;
 
     if (n == 0 || n >= WJWT_SID_MAX ||
         strspn(got, "0123456789abcdef-") != n || cookies == NULL ||
         wcookie_get(cookies, "weft_csrf", cookie, sizeof(cookie)) != 0 ||
         !wct_eq(got, cookie))
         return 0;
+    m = n + 1 + WAUTH_NONCE_LEN;
+    if (strlen(got) <= m || got[m] != '.')
+        return 0;
+    memcpy(want, got, m + 1);
+    wauth_csrf_mac(got, m, want + m + 1, sizeof(want) - m - 1);
+    if (!wct_eq(got, want))
+        return 0;
     memcpy(sid, got, n);
     sid[n] = '\0';
-    wauth_csrf_make(sid, want);
-    return wct_eq(got, want);
+    return 1;
 }
 
 /* A cookie-authenticated state change must carry the session's CSRF token

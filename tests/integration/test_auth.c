@@ -2565,8 +2565,35 @@ START_TEST(csrf_bound_to_session)
     ck_assert_msg(r.status == 200, "cookie refresh with its own CSRF token: "
                                    "%d %.300s",
                   r.status, r.body);
-    weft_hresp_free(&r);
     free(hdr);
+    /* a refresh gives a new CSRF token (the web client's sign that another
+     * tab refreshed), still bound to the session, and the old one still
+     * names the session too */
+    {
+        char *na = NULL, *nc = NULL, *at1 = NULL, *at2 = NULL;
+        ck_assert(au_set_cookie(&r, "weft_access", &na, &at1));
+        ck_assert(au_set_cookie(&r, "weft_csrf", &nc, &at2));
+        free(at1);
+        free(at2);
+        ck_assert_str_ne(nc, cc);
+        weft_hresp_free(&r);
+        hdr = it_strf("Cookie: weft_access=%s; weft_csrf=%s\r\n"
+                      "X-CSRF-Token: %s\r\n",
+                      na, nc, nc);
+        au_call(h, "POST", "/api/auth/password", hdr, pw, &r);
+        it_assert_error(&r, 401, "invalid_credentials");
+        weft_hresp_free(&r);
+        free(hdr);
+        hdr = it_strf("Cookie: weft_access=%s; weft_csrf=%s\r\n"
+                      "X-CSRF-Token: %s\r\n",
+                      na, bc, bc);
+        au_call(h, "POST", "/api/auth/password", hdr, pw, &r);
+        it_assert_error(&r, 403, "csrf");
+        weft_hresp_free(&r);
+        free(hdr);
+        free(na);
+        free(nc);
+    }
 
     free(ca);
     free(cr);
