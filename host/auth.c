@@ -1,12 +1,16 @@
 /* auth.c - identity: register, login, refresh, logout, me, password.
  *
- * Access tokens are short-lived JWTs (HS256) checked without the database;
- * refresh tokens are random, stored only as SHA-256 hashes, rotated on every
- * use, and grouped in families: presenting a rotated token again means it
- * was stolen, so its whole family is revoked. Password hashing (argon2id)
+ * Access tokens are short-lived JWTs (HS256) whose signature is checked
+ * without the database, and whose session (claim sv, the account's
+ * session version) is checked against the account as auth_session.c
+ * caches it: logout, a password change or deletion end every token of the
+ * account on the next request. Refresh tokens are random, stored only as
+ * SHA-256 hashes, rotated on every use, and grouped in families (a
+ * session, claim sid): presenting a rotated token again means it was
+ * stolen, so its whole family is revoked. Password hashing (argon2id)
  * runs on the worker pool behind a gate that bounds its concurrency.
  * Browsers may use HttpOnly cookies instead of the Authorization header;
- * then every state change must carry the CSRF token (double submit). */
+ * then every state change must carry the session's CSRF token. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,17 +20,21 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <libpq-fe.h>
 #include <sodium.h>
 
 #include "auth.h"
 #include "auth_jwt.h"
 #include "auth_pw.h"
+#include "auth_session.h"
+#include "auth_name.h"
 #include "auth_token.h"
 #include "cookie.h"
 #include "db.h"
 #include "host.h"
 #include "log.h"
+#include "loop.h"
 #include "plugin.h"
 #include "ratelimit.h"
 #include "request.h"
@@ -35,8 +43,6 @@
 #include "utf8.h"
 
 #define WAUTH_EMAIL_MAX 254
-#define WAUTH_NAME_MAX 64
-#define WAUTH_CSRF_LEN 43
 
 const weft_migration wauth_migrations[] = {
     {1, "identity",
@@ -75,6 +81,40 @@ const weft_migration wauth_migrations[] = {
      "    data text NOT NULL,\n"
      "    created_at timestamptz NOT NULL DEFAULT now()\n"
      ");\n"},
+    /* Sessions end on the next request after a logout, a password change
+     * or the account's deletion: every access token carries the account's
+     * session_version, and hosts cache it (auth_session.c) until told, by
+     * this NOTIFY, that the row changed. The triggers cover SQL done by
+     * hand too (a DELETE, or roles changed by an operator). The username's
+     * confusable skeleton (auth_name.c) is unique; it is computed in C, so
+     * rows from before are filled in at start (wauth_backfill). */
+    {3, "sessions and name skeletons",
+     "ALTER TABLE weft_users ADD COLUMN session_version bigint NOT NULL\n"
+     "    DEFAULT 0;\n"
+     "ALTER TABLE weft_users ADD COLUMN username_skeleton text;\n"
+     "CREATE UNIQUE INDEX weft_users_username_skeleton ON weft_users\n"
+     "    (username_skeleton);\n"
+     "CREATE FUNCTION weft_users_bump() RETURNS trigger LANGUAGE plpgsql\n"
+     "AS $$ BEGIN\n"
+     "  IF NEW.password_hash IS DISTINCT FROM OLD.password_hash THEN\n"
+     "    NEW.session_version := OLD.session_version + 1;\n"
+     "  END IF;\n"
+     "  RETURN NEW;\n"
+     "END $$;\n"
+     "CREATE TRIGGER weft_users_bump BEFORE UPDATE ON weft_users\n"
+     "    FOR EACH ROW EXECUTE FUNCTION weft_users_bump();\n"
+     "CREATE FUNCTION weft_users_changed() RETURNS trigger\n"
+     "LANGUAGE plpgsql AS $$ BEGIN\n"
+     "  IF TG_OP = 'DELETE' THEN\n"
+     "    PERFORM pg_notify('weft_account', OLD.id::text);\n"
+     "  ELSIF NEW.session_version IS DISTINCT FROM OLD.session_version\n"
+     "     OR NEW.roles IS DISTINCT FROM OLD.roles THEN\n"
+     "    PERFORM pg_notify('weft_account', NEW.id::text);\n"
+     "  END IF;\n"
+     "  RETURN NULL;\n"
+     "END $$;\n"
+     "CREATE TRIGGER weft_users_changed AFTER UPDATE OR DELETE ON\n"
+     "    weft_users FOR EACH ROW EXECUTE FUNCTION weft_users_changed();\n"},
     {0, NULL, NULL}};
 
 /* What the handlers need, fixed at start. */
@@ -87,12 +127,18 @@ static struct {
     long long refresh_ttl_ms;
     int cookie_secure;
     double login_rate, login_account_rate, register_rate, refresh_rate;
+    long login_slow_max_ms;
     struct wpw_gate gate;
     struct wrl *rl;
 } wauth;
 
+/* created_at as RFC 3339 in UTC (PostgreSQL's text form is not). */
+#define WAUTH_CREATED(t)                                                       \
+    "to_char(" t "created_at AT TIME ZONE 'UTC',"                              \
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 static const char wauth_user_cols[] =
-    "id, email, username, display_name, roles, created_at";
+    "id, email, username, display_name, roles, " WAUTH_CREATED("")
+    ", session_version";
 
 int wauth_check_secret(const struct wsettings *s, struct wdiag *d)
 {
@@ -142,6 +188,15 @@ int wauth_init(const struct wsettings *s, struct wdiag *d)
     wauth.login_account_rate = (double)s->auth_login_account_rate;
     wauth.register_rate = (double)s->auth_register_rate;
     wauth.refresh_rate = (double)s->auth_refresh_rate;
+    wauth.login_slow_max_ms = (long)s->auth_login_slow_max;
+    if (wsess_init(s->auth_session_cache_ttl) != 0) {
+        wdiag_add(d, NULL, 0, "out of memory");
+        return -1;
+    }
+    if (wname_init() != 0) {
+        wdiag_add(d, NULL, 0, "cannot set up ICU's spoof checker");
+        return -1;
+    }
     wauth.on = 1;
     return 0;
 }
@@ -152,6 +207,8 @@ void wauth_fini(void)
         return;
     wpw_gate_destroy(&wauth.gate);
     wrl_free(wauth.rl);
+    wsess_fini();
+    wname_fini();
     free(wauth.issuer);
     free(wauth.audience);
     sodium_memzero(wauth.key, sizeof(wauth.key));
@@ -212,62 +269,6 @@ static const char *wauth_check_email(const char *e)
         strpbrk(e, " \t\r\n") != NULL || !wutf8_valid(e, n) ||
         !wauth_printable(e, n))
         return "email: an address like name@example.com";
-    return NULL;
-}
-
-/* Code points a username may not contain beyond ASCII: controls, spaces,
- * invisible and direction-changing ones (a name must look like itself). */
-static int wauth_name_cp_ok(uint32_t c)
-{
-    return !(c < 0xa0 || c == 0xad || (c >= 0x2000 && c <= 0x200f) ||
-             (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x206f) ||
-             c == 0x3000 || c == 0xfeff || (c >= 0xfff0 && c <= 0xffff) ||
-             (c >= 0xe000 && c <= 0xf8ff));
-}
-
-/* 3 to 32 characters: ASCII letters, digits and "_.-", or any visible
- * character beyond ASCII ("Zoë", "日本語"): names are UTF-8 text, never
- * sliced by bytes. */
-static const char *wauth_check_username(const char *u)
-{
-    static const char ascii[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs"
-                                "tuvwxyz0123456789_.-";
-    const unsigned char *p = (const unsigned char *)u;
-    size_t n = u ? strlen(u) : 0, chars = 0;
-
-    if (n == 0 || n > 128 || !wutf8_valid(u, n))
-        goto bad;
-    while (*p != '\0') {
-        uint32_t c;
-        int len = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4;
-        if (len == 1) {
-            if (strchr(ascii, *p) == NULL)
-                goto bad;
-            c = *p;
-        } else {
-            c = *p & (0xff >> (len + 1));
-            for (int k = 1; k < len; k++)
-                c = (c << 6) | (p[k] & 0x3f);
-            if (!wauth_name_cp_ok(c))
-                goto bad;
-        }
-        p += len;
-        chars++;
-    }
-    if (chars >= 3 && chars <= 32)
-        return NULL;
-bad:
-    return "username: 3 to 32 letters, digits, '_', '.' or '-' (any "
-           "visible Unicode letters too; no spaces)";
-}
-
-static const char *wauth_check_display(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-
-    if (n < 1 || n > WAUTH_NAME_MAX || !wutf8_valid(s, n) ||
-        !wauth_printable(s, n))
-        return "display_name: 1 to 64 bytes of UTF-8 text";
     return NULL;
 }
 
@@ -341,16 +342,82 @@ static int wauth_unsafe_method(const char *m)
            strcmp(m, "OPTIONS") != 0;
 }
 
-/* A cookie-authenticated state change must repeat the CSRF cookie in a
- * header: a cross-site form can send cookies but cannot read them. */
-static int wauth_csrf_ok(struct weft_req *r, const char *cookies)
-{
-    char want[128];
-    const char *got = whttp_header(&r->head, "X-CSRF-Token");
+/* The CSRF token of a session: "<sid>.<nonce>.<HMAC-SHA256(secret, sid
+ * and nonce)>". A cookie tossed from a sibling domain cannot carry a token
+ * for the victim's session without the secret, so a forged pair is
+ * refused; the sid in it also tells refresh and logout which family they
+ * may touch. The nonce is new at every sign-in and refresh: the web
+ * client takes a changed cookie as "another tab has just refreshed". */
+#define WAUTH_NONCE_LEN 22 /* 16 random bytes, base64url */
+#define WAUTH_CSRF_MAX (WJWT_SID_MAX + 1 + WAUTH_NONCE_LEN + 1 + 44)
 
-    if (wcookie_get(cookies, "weft_csrf", want, sizeof(want)) != 0)
+static void wauth_csrf_mac(const char *sid_nonce, size_t n, char *out,
+                           size_t size)
+{
+    static const char domain[] = "weft-csrf-v1";
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+
+    crypto_auth_hmacsha256_init(&st, wauth.key, wauth.keylen);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)domain,
+                                  sizeof(domain));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)sid_nonce, n);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_bin2base64(out, size, mac, sizeof(mac),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static void wauth_csrf_make(const char *sid, char out[WAUTH_CSRF_MAX])
+{
+    unsigned char nonce[16];
+    size_t n;
+
+    randombytes_buf(nonce, sizeof(nonce));
+    n = (size_t)snprintf(out, WAUTH_CSRF_MAX, "%s.", sid);
+    sodium_bin2base64(out + n, WAUTH_CSRF_MAX - n, nonce, sizeof(nonce),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    n += WAUTH_NONCE_LEN;
+    out[n] = '.';
+    wauth_csrf_mac(out, n, out + n + 1, WAUTH_CSRF_MAX - n - 1);
+}
+
+/* The X-CSRF-Token header repeats the weft_csrf cookie (double submit)
+ * and is a token this host made: copy its sid into `sid` and return 1.
+ * Compared in constant time. */
+static int wauth_csrf_sid(struct weft_req *r, char sid[WJWT_SID_MAX])
+{
+    const char *got = whttp_header(&r->head, "X-CSRF-Token");
+    const char *cookies = whttp_header(&r->head, "Cookie");
+    const char *dot = got != NULL ? strchr(got, '.') : NULL;
+    char want[WAUTH_CSRF_MAX], cookie[WAUTH_CSRF_MAX];
+    size_t n = dot != NULL ? (size_t)(dot - got) : 0, m;
+
+    if (n == 0 || n >= WJWT_SID_MAX ||
+        strspn(got, "0123456789abcdef-") != n || cookies == NULL ||
+        wcookie_get(cookies, "weft_csrf", cookie, sizeof(cookie)) != 0 ||
+        !wct_eq(got, cookie))
         return 0;
-    return got != NULL && wct_eq(got, want);
+    m = n + 1 + WAUTH_NONCE_LEN;
+    if (strlen(got) <= m || got[m] != '.')
+        return 0;
+    memcpy(want, got, m + 1);
+    wauth_csrf_mac(got, m, want + m + 1, sizeof(want) - m - 1);
+    if (!wct_eq(got, want))
+        return 0;
+    memcpy(sid, got, n);
+    sid[n] = '\0';
+    return 1;
+}
+
+/* A cookie-authenticated state change must carry the session's CSRF token
+ * in a header: a cross-site form can send cookies but not headers, and a
+ * tossed cookie does not help (see wauth_csrf_make). */
+static int wauth_csrf_ok(struct weft_req *r, const char *session)
+{
+    char sid[WJWT_SID_MAX];
+
+    return session != NULL && session[0] != '\0' && wauth_csrf_sid(r, sid) &&
+           strcmp(sid, session) == 0;
 }
 
 static int wauth_verify(const char *token, struct wjwt_claims *c)
@@ -358,9 +425,116 @@ static int wauth_verify(const char *token, struct wjwt_claims *c)
     const char *why = NULL;
 
     /* No leeway: the tokens come from this host or its peers, whose
-     * clocks are synchronised; a leeway would stretch every lifetime. */
+     * clocks are synchronised; a leeway would stretch every lifetime.
+     * Tokens without a session (made before sessions had versions) are
+     * refused: sign in again. */
     return wjwt_verify(wauth.key, wauth.keylen, token, wauth.issuer,
-                       wauth.audience, time(NULL), 0, c, &why);
+                       wauth.audience, time(NULL), 0, c, &why) != 0 ||
+                   c->sv < 0 || c->sid[0] == '\0'
+               ? -1
+               : 0;
+}
+
+/* ---- the account behind a token ---------------------------------------- */
+
+struct wauth_fetch {
+    struct weft_req *r;
+    int64_t id;
+    uint64_t gen;
+};
+
+static void wauth_fetched_call(struct weft_req *r, void *ctx)
+{
+    const struct weft_db_res *res = ((void **)ctx)[0];
+    struct wauth_fetch *f = ((void **)ctx)[1];
+    struct wsess_state st;
+    struct wjwt_claims tmp;
+    json_t *roles;
+
+    if (res->error != NULL) {
+        wdb_reply_error(r, res);
+        free(f);
+        return;
+    }
+    memset(&st, 0, sizeof(st));
+    memset(&tmp, 0, sizeof(tmp));
+    if (PQntuples(res->res) == 0) {
+        st.gone = 1;
+    } else {
+        st.ver = strtoll(PQgetvalue(res->res, 0, 0), NULL, 10);
+        roles = wauth_roles(PQgetvalue(res->res, 0, 1), &tmp);
+        json_decref(roles);
+        st.nroles = tmp.nroles;
+        memcpy(st.roles, tmp.roles, sizeof(st.roles));
+    }
+    wsess_put(f->id, &st, f->gen);
+    free(r->acct);
+    r->acct = malloc(sizeof(*r->acct));
+    free(f);
+    if (r->acct == NULL) {
+        wreq_reply_error(r, 503, "unavailable", "out of memory");
+        return;
+    }
+    *r->acct = st;
+    wreq_reroute(r);
+}
+
+static void wauth_fetched(struct wdb_tx *tx, const struct weft_db_res *res,
+                          void *arg)
+{
+    struct wauth_fetch *f = arg;
+    void *ctx[2] = {(void *)res, f};
+
+    (void)tx;
+    wreq_complete(f->r, wauth_fetched_call, ctx);
+}
+
+/* What the account is now. 0 with *st filled, 1 when a lookup started
+ * (the request is routed again once it is back), -1 after answering. */
+static int wauth_account(struct weft_req *r, int64_t id,
+                         struct wsess_state *st)
+{
+    struct wauth_fetch *f;
+    char sid[32];
+    const char *p[1] = {sid};
+
+    if (r->acct != NULL) {
+        *st = *r->acct;
+        return 0;
+    }
+    if (wsess_get(id, st))
+        return 0;
+    if (!wdb_enabled()) {
+        wreq_reply_error(r, 503, "unavailable", "identity needs the database");
+        return -1;
+    }
+    f = malloc(sizeof(*f));
+    if (f == NULL) {
+        wreq_reply_error(r, 503, "unavailable", "out of memory");
+        return -1;
+    }
+    f->r = r;
+    f->id = id;
+    f->gen = wsess_gen();
+    snprintf(sid, sizeof(sid), "%lld", (long long)id);
+    wreq_pending_add(r);
+    if (wdb_query(r->loop, r,
+                  "SELECT session_version, roles FROM weft_users WHERE id = $1",
+                  1, p, wauth_fetched, f) != 0) {
+        r->pending--;
+        free(f);
+        wdb_reply_error(r, NULL);
+        return -1;
+    }
+    return 1;
+}
+
+static void wauth_invalid_token(struct weft_req *r, const char *msg)
+{
+    evbuffer_add_printf(r->rhdrs, "WWW-Authenticate: Bearer "
+                                  "realm=\"weft\", "
+                                  "error=\"invalid_token\"\r\n");
+    wreq_reply_error(r, 401, "unauthorized", msg);
 }
 
 int wauth_request(struct weft_req *r, unsigned flags)
@@ -369,8 +543,12 @@ int wauth_request(struct weft_req *r, unsigned flags)
     const char *cookies = whttp_header(&r->head, "Cookie");
     char token[WJWT_TOKEN_MAX + 1];
     struct wjwt_claims c;
-    int have = 0;
+    struct wsess_state st;
+    int have = 0, rc;
 
+    if ((flags & WAUTH_ROUTE_ANON) &&
+        !(flags & (WEFT_ROUTE_USER | WEFT_ROUTE_ADMIN)))
+        return 0;
     if (authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0) {
         const char *t = authz + 7;
         char *admin = (flags & WEFT_ROUTE_ADMIN) ? whost_admin_token() : NULL;
@@ -381,11 +559,7 @@ int wauth_request(struct weft_req *r, unsigned flags)
         }
         free(admin);
         if (!wauth.on || wauth_verify(t, &c) != 0) {
-            evbuffer_add_printf(r->rhdrs, "WWW-Authenticate: Bearer "
-                                          "realm=\"weft\", "
-                                          "error=\"invalid_token\"\r\n");
-            wreq_reply_error(r, 401, "unauthorized",
-                             "the access token is not valid");
+            wauth_invalid_token(r, "the access token is not valid");
             return -1;
         }
         have = 1;
@@ -393,13 +567,34 @@ int wauth_request(struct weft_req *r, unsigned flags)
                wcookie_get(cookies, "weft_access", token, sizeof(token)) ==
                    0 &&
                wauth_verify(token, &c) == 0) {
-        if (wauth_unsafe_method(r->head.method) && !wauth_csrf_ok(r, cookies)) {
+        if (wauth_unsafe_method(r->head.method) && !wauth_csrf_ok(r, c.sid)) {
             wreq_reply_error(r, 403, "csrf",
                              "missing or wrong X-CSRF-Token header");
             return -1;
         }
         r->via_cookie = 1;
-        have = 1;
+        have = 2;
+    }
+    if (have) {
+        /* The token is genuine; is its session still what it was? Logout,
+         * a password change or deletion end it on the next request; the
+         * roles are the account's current ones (a demotion counts now). */
+        rc = wauth_account(r, c.sub, &st);
+        if (rc != 0)
+            return rc;
+        if (st.gone || st.ver != c.sv) {
+            if (have == 1) {
+                wauth_invalid_token(r, st.gone ? "the account is gone"
+                                               : "the session has ended; "
+                                                 "sign in again");
+                return -1;
+            }
+            have = 0; /* a stale cookie is no cookie */
+            r->via_cookie = 0;
+        } else {
+            c.nroles = st.nroles;
+            memcpy(c.roles, st.roles, sizeof(c.roles));
+        }
     }
     if (have) {
         r->user = malloc(sizeof(*r->user));
@@ -420,6 +615,11 @@ int wauth_request(struct weft_req *r, unsigned flags)
         return -1;
     }
     return 0;
+}
+
+int64_t wauth_expiry(struct weft_req *r)
+{
+    return r->user != NULL ? r->user->exp : 0;
 }
 
 int64_t wauth_user(struct weft_req *r)
@@ -443,9 +643,12 @@ struct wauth_op {
     char stored[WPW_HASHLEN];
     int found, ok;
     char refresh[WTOK_LEN + 1];
+    char uname[WNAME_MAX], skel[WNAME_MAX]; /* register: stored forms */
     json_t *user;
     PGresult *row; /* login: the account row, kept across the worker */
     struct wjwt_claims claims;
+    char sid[WJWT_SID_MAX]; /* cookie refresh/logout: the CSRF token's */
+    char acct[WAUTH_EMAIL_MAX + 1]; /* login: the email, lower case */
 };
 
 static void wauth_op_free(struct wauth_op *op)
@@ -532,12 +735,43 @@ static void wauth_step_call(struct weft_req *r, void *ctx)
         wreq_complete(((struct wauth_op *)arg)->r, wauth_step_call, &s);     \
     }
 
+/* A new session id (the refresh-token family): a random UUID. */
+static void wauth_new_sid(char out[WJWT_SID_MAX])
+{
+    unsigned char b[16];
+
+    randombytes_buf(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, WJWT_SID_MAX,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+             b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* The claims of an access token for the account row (wauth_user_cols
+ * first) in session `sid`. */
+static void wauth_claims(struct wauth_op *op, const PGresult *res,
+                         const char *sid)
+{
+    json_t *roles;
+
+    wjwt_claims_init(&op->claims, strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+                     wauth.issuer, wauth.audience, time(NULL),
+                     wauth.access_ttl_s);
+    roles = wauth_roles(PQgetvalue(res, 0, 4), &op->claims);
+    json_decref(roles);
+    op->claims.sv = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+    snprintf(op->claims.sid, sizeof(op->claims.sid), "%s", sid);
+}
+
 /* Send the signed-in answer: an access token and a new refresh token
  * (already stored), in the body or as cookies. */
 static void wauth_answer(struct wauth_op *op, int status)
 {
     struct weft_req *r = op->r;
-    char *access = NULL, csrf[WTOK_LEN + 1];
+    char *access = NULL, csrf[WAUTH_CSRF_MAX];
     json_t *body;
 
     if (wjwt_sign(wauth.key, wauth.keylen, &op->claims, &access) != 0) {
@@ -545,11 +779,7 @@ static void wauth_answer(struct wauth_op *op, int status)
         return;
     }
     if (op->cookie) {
-        if (wtok_new(csrf) != 0) {
-            free(access);
-            wreq_reply_error(r, 500, "internal", "no randomness");
-            return;
-        }
+        wauth_csrf_make(op->claims.sid, csrf);
         wauth_cookie(r, "weft_access", access, wauth.access_ttl_s, 1, NULL);
         wauth_cookie(r, "weft_refresh", op->refresh,
                      (long)(wauth.refresh_ttl_ms / 1000), 1, "/api/auth");
@@ -589,16 +819,13 @@ static void wauth_issue(struct wauth_op *op, const PGresult *res)
 {
     unsigned char h[WTOK_HASHLEN];
     char hex[2 * WTOK_HASHLEN + 1], ttl[64];
-    const char *p[3] = {hex, PQgetvalue(res, 0, 0), ttl};
-    json_t *roles;
+    char sid[WJWT_SID_MAX];
+    const char *p[4] = {hex, PQgetvalue(res, 0, 0), ttl, sid};
 
     json_decref(op->user);
     op->user = wauth_user_json(res, 0);
-    wjwt_claims_init(&op->claims, strtoll(PQgetvalue(res, 0, 0), NULL, 10),
-                     wauth.issuer, wauth.audience, time(NULL),
-                     wauth.access_ttl_s);
-    roles = wauth_roles(PQgetvalue(res, 0, 4), &op->claims);
-    json_decref(roles);
+    wauth_new_sid(sid);
+    wauth_claims(op, res, sid);
     if (op->user == NULL || wtok_new(op->refresh) != 0 ||
         wtok_hash(op->refresh, h) != 0) {
         wreq_reply_error(op->r, 500, "internal", "cannot make a token");
@@ -609,9 +836,9 @@ static void wauth_issue(struct wauth_op *op, const PGresult *res)
     snprintf(ttl, sizeof(ttl), "%lld milliseconds", wauth.refresh_ttl_ms);
     wauth_query(op,
                 "INSERT INTO weft_refresh_tokens (token_hash, user_id, family,"
-                " expires_at) VALUES ($1, $2, gen_random_uuid(),"
+                " expires_at) VALUES ($1, $2, $4::uuid,"
                 " now() + $3::interval)",
-                3, p, wauth_issued_cb);
+                4, p, wauth_issued_cb);
 }
 
 /* ---- register ----------------------------------------------------------- */
@@ -627,7 +854,15 @@ static void wauth_registered(struct wauth_op *op, const struct weft_db_res *res)
     if (res->error != NULL && res->sqlstate != NULL &&
         strcmp(res->sqlstate, "23505") == 0) {
         constraint = PQresultErrorField(res->res, PG_DIAG_CONSTRAINT_NAME);
-        if (constraint != NULL && strcmp(constraint, "weft_users_username") == 0)
+        /* Saying that an address has an account is a choice: an honest
+         * answer lets people who forgot they signed up sign in instead,
+         * and the alternative (a neutral answer) needs a mail round trip
+         * this platform does not have. The enumeration it allows goes
+         * at register_rate per address like every registration attempt
+         * (README, "Identity"). */
+        if (constraint != NULL &&
+            (strcmp(constraint, "weft_users_username") == 0 ||
+             strcmp(constraint, "weft_users_username_skeleton") == 0))
             wreq_reply_error(op->r, 409, "username_taken",
                              "that username is taken");
         else
@@ -667,8 +902,9 @@ static void wauth_hash_work(void *arg)
 static void wauth_hashed(weft_req *r, void *arg)
 {
     struct wauth_op *op = arg;
-    const char *p[4] = {op->email, op->username, op->display, op->hash};
-    char sql[256];
+    const char *p[5] = {op->email, op->uname, op->display, op->hash,
+                        op->skel};
+    char sql[640];
 
     if (!op->ok) {
         wreq_reply_error(r, 503, "unavailable", "cannot hash the password");
@@ -677,10 +913,11 @@ static void wauth_hashed(weft_req *r, void *arg)
     }
     snprintf(sql, sizeof(sql),
              "INSERT INTO weft_users (email, username, display_name,"
-             " password_hash) VALUES ($1, $2, $3, $4) RETURNING %s",
+             " password_hash, username_skeleton) VALUES ($1, $2, $3, $4, $5)"
+             " RETURNING %s",
              wauth_user_cols);
     /* One transaction with the plugins' signup steps (weft_on_signup). */
-    if (wsignup_start(r, sql, 4, p, op->in, wauth_signed_up, op) != 0) {
+    if (wsignup_start(r, sql, 5, p, op->in, wauth_signed_up, op) != 0) {
         wdb_reply_error(r, NULL);
         wauth_op_free(op);
     }
@@ -706,9 +943,9 @@ static int wauth_register(weft_req *r)
                  strcmp(wauth_jstr(op->in, "session"), "cookie") == 0;
     why = wauth_check_email(op->email);
     if (why == NULL)
-        why = wauth_check_username(op->username);
+        why = wname_username(op->username, op->uname, op->skel);
     if (why == NULL)
-        why = wauth_check_display(op->display);
+        why = wname_display(op->display);
     if (why == NULL && op->password == NULL)
         why = "password: required";
     if (why == NULL &&
@@ -742,12 +979,39 @@ static void wauth_verify_work(void *arg)
                        : (wpw_verify_dummy(&wauth.gate, op->password, n), 0);
 }
 
+/* Recent wrong passwords for an account, from anywhere, slow its sign-ins
+ * down (up to [auth] login_slow_max) but never refuse them: refusing by
+ * account alone would let anyone lock its owner out. Refusals are by
+ * address, and by (account, address). */
+static void wauth_login_failed(struct wauth_op *op)
+{
+    char k[WRL_KEY_MAX];
+
+    snprintf(k, sizeof(k), "login-fail:%s", op->acct);
+    if (wrl_take(wauth.rl, k, wauth.login_account_rate / 60.0,
+                 wauth.login_account_rate, wrl_now(), NULL) < 0)
+        wlog(WLOG_WARN, "auth", "cannot count a failed sign-in");
+}
+
+static long wauth_login_delay_ms(const struct wauth_op *op)
+{
+    char k[WRL_KEY_MAX];
+    double burst = wauth.login_account_rate, level;
+
+    snprintf(k, sizeof(k), "login-fail:%s", op->acct);
+    level = wrl_level(wauth.rl, k, burst / 60.0, burst, wrl_now());
+    if (level < 0 || level >= burst)
+        return 0;
+    return (long)((double)wauth.login_slow_max_ms * (burst - level) / burst);
+}
+
 static void wauth_login_checked(weft_req *r, void *arg)
 {
     struct wauth_op *op = arg;
     PGresult *row = op->row;
 
     if (!op->ok) {
+        wauth_login_failed(op);
         wreq_reply_error(r, 401, "invalid_credentials",
                          "wrong email or password");
         wauth_op_free(op);
@@ -768,7 +1032,7 @@ static void wauth_login_found(struct wauth_op *op,
     op->found = PQntuples(res->res) > 0;
     if (op->found) {
         snprintf(op->stored, sizeof(op->stored), "%s",
-                 PQgetvalue(res->res, 0, 6));
+                 PQgetvalue(res->res, 0, 7));
         /* Keep the row for wauth_issue(): the result is freed after this
          * callback, so copy what is needed into a fresh PGresult. */
         op->row = PQcopyResult(res->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
@@ -786,12 +1050,37 @@ static void wauth_login_found(struct wauth_op *op,
 }
 WAUTH_STEP(wauth_login_found_cb, wauth_login_found)
 
+static void wauth_login_go(struct wauth_op *op)
+{
+    char sql[640];
+    const char *p[1] = {op->email};
+
+    snprintf(sql, sizeof(sql),
+             "SELECT %s, password_hash FROM weft_users"
+             " WHERE lower(email) = lower($1)",
+             wauth_user_cols);
+    wauth_query(op, sql, 1, p, wauth_login_found_cb);
+}
+
+static void wauth_login_resume(struct weft_req *r, void *arg)
+{
+    (void)r;
+    wauth_login_go(arg);
+}
+
+static void wauth_login_slowed(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wreq_complete(((struct wauth_op *)arg)->r, wauth_login_resume, arg);
+}
+
 static int wauth_login(weft_req *r)
 {
     struct wauth_op *op;
-    char addr[80], acct[WAUTH_EMAIL_MAX + 1], sql[256];
-    const char *p[1];
+    char addr[80], key[WRL_KEY_MAX];
     const char *session;
+    long delay;
 
     wauth_addr(r, addr, sizeof(addr));
     if (!wauth_limit(r, "login", addr, wauth.login_rate))
@@ -811,17 +1100,25 @@ static int wauth_login(weft_req *r)
         return WEFT_OK;
     }
     for (size_t i = 0; i <= strlen(op->email); i++)
-        acct[i] = (char)tolower((unsigned char)op->email[i]);
-    if (!wauth_limit(r, "login-account", acct, wauth.login_account_rate)) {
+        op->acct[i] = (char)tolower((unsigned char)op->email[i]);
+    snprintf(key, sizeof(key), "%s|%s", op->acct, addr);
+    if (!wauth_limit(r, "login-account", key, wauth.login_account_rate)) {
         wauth_op_free(op);
         return WEFT_OK;
     }
-    snprintf(sql, sizeof(sql),
-             "SELECT %s, password_hash FROM weft_users"
-             " WHERE lower(email) = lower($1)",
-             wauth_user_cols);
-    p[0] = op->email;
-    wauth_query(op, sql, 1, p, wauth_login_found_cb);
+    delay = wauth_login_delay_ms(op);
+    if (delay > 0) {
+        struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+        wreq_pending_add(r);
+        if (event_base_once(r->loop->base, -1, EV_TIMEOUT, wauth_login_slowed,
+                            op, &tv) == 0)
+            return WEFT_OK;
+        r->pending--;
+        wreq_reply_error(r, 503, "busy", "try again");
+        wauth_op_free(op);
+        return WEFT_OK;
+    }
+    wauth_login_go(op);
     return WEFT_OK;
 }
 
@@ -837,7 +1134,9 @@ static int wauth_refresh_token(struct wauth_op *op, char *out)
 
     if (t == NULL && cookies != NULL &&
         wcookie_get(cookies, "weft_refresh", out, WTOK_LEN + 1) == 0) {
-        if (!wauth_csrf_ok(r, cookies)) {
+        /* The CSRF token names the session it was made for: only that
+         * family is touched (see the statements' "family" conditions). */
+        if (!wauth_csrf_sid(r, op->sid)) {
             wreq_reply_error(r, 403, "csrf",
                              "missing or wrong X-CSRF-Token header");
             return -1;
@@ -911,14 +1210,8 @@ static void wauth_rotated(struct wauth_op *op, const struct weft_db_res *res)
     }
     if (PQntuples(res->res) == 1) {
         /* The new token is stored: answer with it. */
-        json_t *roles;
         op->user = wauth_user_json(res->res, 0);
-        wjwt_claims_init(&op->claims,
-                         strtoll(PQgetvalue(res->res, 0, 0), NULL, 10),
-                         wauth.issuer, wauth.audience, time(NULL),
-                         wauth.access_ttl_s);
-        roles = wauth_roles(PQgetvalue(res->res, 0, 4), &op->claims);
-        json_decref(roles);
+        wauth_claims(op, res->res, PQgetvalue(res->res, 0, 7));
         wauth_answer(op, 200);
         wauth_op_free(op);
         return;
@@ -942,7 +1235,7 @@ static int wauth_refresh(weft_req *r)
     char addr[80], tok[WTOK_LEN + 1], newhex[2 * WTOK_HASHLEN + 1], ttl[64],
         sql[1024];
     unsigned char h[WTOK_HASHLEN], nh[WTOK_HASHLEN];
-    const char *p[3];
+    const char *p[4];
 
     wauth_addr(r, addr, sizeof(addr));
     if (!wauth_limit(r, "refresh", addr, wauth.refresh_rate))
@@ -974,16 +1267,19 @@ static int wauth_refresh(weft_req *r)
              "WITH old AS (UPDATE weft_refresh_tokens SET used_at = now()"
              "  WHERE token_hash = $1 AND used_at IS NULL"
              "  AND revoked_at IS NULL AND expires_at > now()"
+             "  AND ($4 = '' OR family::text = $4)"
              "  RETURNING user_id, family),"
              " ins AS (INSERT INTO weft_refresh_tokens (token_hash, user_id,"
              "  family, expires_at) SELECT $2, user_id, family,"
-             "  now() + $3::interval FROM old RETURNING user_id)"
-             " SELECT u.id, u.email, u.username, u.display_name, u.roles,"
-             "  u.created_at FROM weft_users u JOIN ins ON u.id = ins.user_id");
+             "  now() + $3::interval FROM old RETURNING user_id, family)"
+             " SELECT u.id, u.email, u.username, u.display_name, u.roles, "
+             WAUTH_CREATED("u.") ", u.session_version, ins.family::text"
+             "  FROM weft_users u JOIN ins ON u.id = ins.user_id");
     p[0] = op->hash;
     p[1] = newhex;
     p[2] = ttl;
-    wauth_query(op, sql, 3, p, wauth_rotated_cb);
+    p[3] = op->sid;
+    wauth_query(op, sql, 4, p, wauth_rotated_cb);
     return WEFT_OK;
 }
 
@@ -993,37 +1289,60 @@ static void wauth_logged_out(struct wauth_op *op, const struct weft_db_res *res)
         wauth_db_failed(op, res);
         return;
     }
+    /* This node at once; the others by the trigger's NOTIFY. */
+    for (int i = 0; i < PQntuples(res->res); i++)
+        wsess_forget(strtoll(PQgetvalue(res->res, i, 0), NULL, 10));
     wauth_clear_cookies(op->r);
     wreq_reply(op->r, 204, NULL, "", 0);
     wauth_op_free(op);
 }
 WAUTH_STEP(wauth_logged_out_cb, wauth_logged_out)
 
+/* Logout ends the refresh token's family, and bumps the account's session
+ * version: the access token in hand (and any other of the account's)
+ * stops working on the next request. Other devices keep their refresh
+ * tokens and get new access tokens on their next refresh. */
 static int wauth_logout(weft_req *r)
 {
     struct wauth_op *op = wauth_op_new_lenient(r);
-    char tok[WTOK_LEN + 1];
+    char tok[WTOK_LEN + 1], uid[32];
     unsigned char h[WTOK_HASHLEN];
-    const char *p[1];
+    const char *p[3];
 
     if (op == NULL)
         return WEFT_OK;
-    if (wauth_refresh_token(op, tok) != 0 || wtok_hash(tok, h) != 0) {
-        /* Nothing to revoke: still forget the cookies. */
-        if (!op->r->replied) {
-            wauth_clear_cookies(r);
-            wreq_reply(r, 204, NULL, "", 0);
+    snprintf(uid, sizeof(uid), "%lld", (long long)wauth_user(r));
+    if (r->user != NULL && wauth_jstr(op->in, "refresh_token") == NULL &&
+        !r->via_cookie) {
+        op->hash[0] = '\0'; /* a Bearer logout: the token's account */
+    } else if (wauth_refresh_token(op, tok) != 0 ||
+               wtok_hash(tok, h) != 0) {
+        if (op->r->replied || r->user == NULL) {
+            /* Nothing to revoke: still forget the cookies. */
+            if (!op->r->replied) {
+                wauth_clear_cookies(r);
+                wreq_reply(r, 204, NULL, "", 0);
+            }
+            wauth_op_free(op);
+            return WEFT_OK;
         }
-        wauth_op_free(op);
-        return WEFT_OK;
+        op->hash[0] = '\0'; /* only the access token's account */
+    } else {
+        wtok_hex(h, op->hash);
     }
-    wtok_hex(h, op->hash);
     p[0] = op->hash;
+    p[1] = op->sid;
+    p[2] = uid;
     wauth_query(op,
-                "UPDATE weft_refresh_tokens SET revoked_at = now()"
-                " WHERE family = (SELECT family FROM weft_refresh_tokens"
-                " WHERE token_hash = $1) AND revoked_at IS NULL",
-                1, p, wauth_logged_out_cb);
+                "WITH f AS (SELECT family, user_id FROM weft_refresh_tokens"
+                "  WHERE token_hash = $1 AND ($2 = '' OR family::text = $2)),"
+                " x AS (UPDATE weft_refresh_tokens SET revoked_at = now()"
+                "  WHERE family IN (SELECT family FROM f)"
+                "  AND revoked_at IS NULL)"
+                " UPDATE weft_users SET session_version = session_version + 1"
+                " WHERE id IN (SELECT user_id FROM f) OR id = $3::bigint"
+                " RETURNING id",
+                3, p, wauth_logged_out_cb);
     return WEFT_OK;
 }
 
@@ -1038,6 +1357,7 @@ static void wauth_me_found(struct wauth_op *op, const struct weft_db_res *res)
         return;
     }
     if (PQntuples(res->res) == 0) {
+        wsess_forget(op->r->user->sub); /* before its NOTIFY, maybe */
         wreq_reply_error(op->r, 401, "unauthorized", "the account is gone");
         wauth_op_free(op);
         return;
@@ -1052,7 +1372,7 @@ WAUTH_STEP(wauth_me_found_cb, wauth_me_found)
 static int wauth_me(weft_req *r)
 {
     struct wauth_op *op;
-    char id[32], sql[256];
+    char id[32], sql[640];
     const char *p[1] = {id};
 
     if (!wdb_enabled())
@@ -1076,6 +1396,8 @@ static void wauth_password_done(struct wauth_op *op,
         wauth_db_failed(op, res);
         return;
     }
+    /* The trigger bumped the session version: forget it here at once. */
+    wsess_forget(op->r->user->sub);
     wreq_reply(op->r, 204, NULL, "", 0);
     wauth_op_free(op);
 }
@@ -1194,12 +1516,17 @@ static int wauth_upsert(PGconn *pg, const char *email, const char *username,
                         const char *display, const char *password, int admin,
                         struct wdiag *d)
 {
-    char hash[WPW_HASHLEN];
-    const char *p[5] = {email, username, display, hash,
-                        admin ? "{user,admin}" : "{user}"};
+    char hash[WPW_HASHLEN], norm[WNAME_MAX], skel[WNAME_MAX];
+    const char *p[6] = {email, norm, display, hash,
+                        admin ? "{user,admin}" : "{user}", skel};
+    const char *why = wname_username(username, norm, skel);
     PGresult *res;
     int ok;
 
+    if (why != NULL) {
+        wdiag_add(d, NULL, 0, "%s: %s", email, why);
+        return -1;
+    }
     if (wpw_hash(&wauth.gate, password, strlen(password), hash) != 0) {
         wdiag_add(d, NULL, 0, "cannot hash the password");
         return -1;
@@ -1207,12 +1534,12 @@ static int wauth_upsert(PGconn *pg, const char *email, const char *username,
     res = PQexecParams(
         pg,
         "INSERT INTO weft_users (email, username, display_name, password_hash,"
-        " roles) VALUES ($1, $2, $3, $4, $5::text[])"
+        " roles, username_skeleton) VALUES ($1, $2, $3, $4, $5::text[], $6)"
         " ON CONFLICT ((lower(email))) DO UPDATE SET"
         " password_hash = EXCLUDED.password_hash,"
         " roles = ARRAY(SELECT DISTINCT unnest(weft_users.roles ||"
         " EXCLUDED.roles)), updated_at = now()",
-        5, NULL, p, NULL, NULL, 0);
+        6, NULL, p, NULL, NULL, 0);
     ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
         wdiag_add(d, NULL, 0, "%s: %s", email, PQresultErrorMessage(res));
@@ -1282,6 +1609,57 @@ int wauth_seed_demo(const struct wsettings *s, struct wdiag *d)
     for (size_t i = 0; i < sizeof(demo) / sizeof(demo[0]); i++)
         rc |= wauth_upsert(pg, demo[i][0], demo[i][1], demo[i][2], demo[i][3],
                            0, d);
+    PQfinish(pg);
+    return rc;
+}
+
+int wauth_backfill(const char *conninfo, struct wdiag *d)
+{
+    PGconn *pg;
+    PGresult *res;
+    int rc = 0;
+
+    if (wname_init() != 0) {
+        wdiag_add(d, NULL, 0, "cannot set up ICU's spoof checker");
+        return -1;
+    }
+    pg = wauth_cli_conn(conninfo, d);
+    if (pg == NULL)
+        return -1;
+    res = PQexec(pg, "SELECT id, username FROM weft_users"
+                     " WHERE username_skeleton IS NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        wdiag_add(d, NULL, 0, "username skeletons: %s",
+                  PQresultErrorMessage(res));
+        PQclear(res);
+        PQfinish(pg);
+        return -1;
+    }
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        char norm[WNAME_MAX], skel[WNAME_MAX + 32];
+        const char *id = PQgetvalue(res, i, 0);
+        const char *p[2] = {skel, id};
+        PGresult *u;
+
+        /* A name from before that today's rules refuse, or that looks
+         * like an older one, keeps a skeleton of its own (its id makes it
+         * unique): it stays usable, and it blocks nobody. */
+        if (wname_username(PQgetvalue(res, i, 1), norm, skel) != NULL)
+            snprintf(skel, sizeof(skel), "#%s", id);
+        u = PQexecParams(pg,
+                         "UPDATE weft_users SET username_skeleton ="
+                         " CASE WHEN EXISTS (SELECT 1 FROM weft_users"
+                         "  WHERE username_skeleton = $1) THEN $1 || '#' || $2"
+                         "  ELSE $1 END WHERE id = $2::bigint",
+                         2, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(u) != PGRES_COMMAND_OK) {
+            wdiag_add(d, NULL, 0, "username skeleton of account %s: %s", id,
+                      PQresultErrorMessage(u));
+            rc = -1;
+        }
+        PQclear(u);
+    }
+    PQclear(res);
     PQfinish(pg);
     return rc;
 }

@@ -73,6 +73,19 @@ static int wjwt_jti_ok(const char *j)
     return 1;
 }
 
+static int wjwt_sid_ok(const char *s)
+{
+    size_t n = strnlen(s, WJWT_SID_MAX);
+
+    if (n >= WJWT_SID_MAX)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') ||
+              *s == '-'))
+            return 0;
+    return 1;
+}
+
 static int wjwt_name_ok(const char *s)
 {
     size_t n = strnlen(s, WJWT_NAME_MAX);
@@ -98,6 +111,7 @@ int wjwt_claims_init(struct wjwt_claims *c, int64_t sub, const char *iss,
         wjwt_copy_name(c->iss, iss) != 0 || wjwt_copy_name(c->aud, aud) != 0)
         return -1;
     c->sub = sub;
+    c->sv = -1;
     c->iat = c->nbf = (int64_t)now;
     c->exp = (int64_t)now + ttl_s;
     randombytes_buf(raw, sizeof(raw));
@@ -126,7 +140,8 @@ static int wjwt_claims_ok(const struct wjwt_claims *c)
 {
     if (c->sub <= 0 || !wjwt_name_ok(c->iss) || !wjwt_name_ok(c->aud) ||
         !wjwt_jti_ok(c->jti) || c->iat < 0 || c->nbf < 0 || c->exp <= c->iat ||
-        c->exp <= c->nbf || c->nroles < 0 || c->nroles > WJWT_ROLES_MAX)
+        c->exp <= c->nbf || c->nroles < 0 || c->nroles > WJWT_ROLES_MAX ||
+        c->sv < -1 || !wjwt_sid_ok(c->sid))
         return 0;
     for (int i = 0; i < c->nroles; i++)
         if (!wjwt_role_ok(c->roles[i]))
@@ -153,6 +168,10 @@ static json_t *wjwt_payload(const struct wjwt_claims *c)
         bad |= json_object_set_new(o, "nbf", json_integer(c->nbf));
         bad |= json_object_set_new(o, "exp", json_integer(c->exp));
         bad |= json_object_set_new(o, "jti", json_string(c->jti));
+        if (c->sv >= 0)
+            bad |= json_object_set_new(o, "sv", json_integer(c->sv));
+        if (c->sid[0] != '\0')
+            bad |= json_object_set_new(o, "sid", json_string(c->sid));
     }
     json_decref(roles);
     if (bad) {
@@ -430,6 +449,20 @@ static int wjwt_check(const unsigned char *key, size_t keylen,
         return -1;
     }
     strcpy(c->jti, s);
+    c->sv = -1;
+    if (json_object_get(p, "sv") != NULL &&
+        (wjwt_int(p, "sv", &c->sv) != 0 || c->sv < 0)) {
+        *why = "bad_session";
+        return -1;
+    }
+    if (json_object_get(p, "sid") != NULL) {
+        s = json_string_value(json_object_get(p, "sid"));
+        if (s == NULL || *s == '\0' || !wjwt_sid_ok(s)) {
+            *why = "bad_session";
+            return -1;
+        }
+        strcpy(c->sid, s);
+    }
     return 0;
 }
 

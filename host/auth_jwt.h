@@ -17,12 +17,16 @@
 #define WJWT_ROLE_MAX 32  /* bytes with the NUL: [A-Za-z0-9_.:-]{1,31} */
 #define WJWT_NAME_MAX 128 /* iss, aud: bytes with the NUL */
 #define WJWT_JTI_LEN 32   /* 128 random bits, lower-case hex */
+#define WJWT_SID_MAX 40   /* bytes with the NUL: [0-9a-f-]{1,39} */
 
 /*
  * On the wire: {"aud":"...","exp":N,"iat":N,"iss":"...","jti":"<hex>",
- * "nbf":N,"roles":["admin",...],"sub":"42"}. `sub` is the user id as a
- * decimal string, as RFC 7519 4.1.2 wants a string; `roles` is a JSON
- * array (possibly empty). Times are seconds since the epoch.
+ * "nbf":N,"roles":["admin",...],"sub":"42","sv":3,"sid":"<uuid>"}. `sub`
+ * is the user id as a decimal string, as RFC 7519 4.1.2 wants a string;
+ * `roles` is a JSON array (possibly empty). Times are seconds since the
+ * epoch. `sv` (the account's session version when the token was made) and
+ * `sid` (the session: its refresh-token family) are optional here: this
+ * module checks their form, auth.c requires them and what they mean.
  */
 struct wjwt_claims {
     int64_t sub; /* user id, > 0 */
@@ -32,11 +36,13 @@ struct wjwt_claims {
     char aud[WJWT_NAME_MAX];
     int64_t iat, nbf, exp;
     char jti[WJWT_JTI_LEN + 1];
+    int64_t sv;              /* -1: absent */
+    char sid[WJWT_SID_MAX];  /* "": absent */
 };
 
 /*
  * Fill `c` for a token valid from `now` for `ttl_s` seconds, no roles, a
- * fresh random jti (keep it to revoke the token). Returns 0, or -1 when
+ * fresh random jti (keep it to revoke the token), no sv, no sid. Returns 0, or -1 when
  * an argument is out of range (sub <= 0, iss/aud empty or too long,
  * ttl_s <= 0).
  */
@@ -77,6 +83,8 @@ int wjwt_sign(const unsigned char *key, size_t keylen,
  *   "bad_subject"    sub is not a canonical decimal string of an int64 > 0
  *   "bad_roles"      roles is not an array of at most 8 valid role names
  *   "bad_jti"        jti is not 32 lower-case hex digits
+ *   "bad_session"    sv present but not an integer >= 0, or sid present
+ *                    but not 1..39 of [0-9a-f-]
  *
  * Unknown claims are ignored. Returns 0 and fills `out` (may be NULL);
  * on failure `out` is zeroed. `why` may be NULL.

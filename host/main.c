@@ -17,6 +17,7 @@
 #include <event2/thread.h>
 
 #include "auth.h"
+#include "auth_session.h"
 #include "builtin.h"
 #include "db.h"
 #include "bus.h"
@@ -441,6 +442,8 @@ static int wmain_database(struct whost *h)
     wmig_set_node(wmain_node);
     if (wmig_init(conninfo) != 0 ||
         wmig_apply("weft", wauth_migrations, &d) < 0 ||
+        wauth_backfill(conninfo, &d) != 0 ||
+        wdbl_listen("weft_account", wsess_on_notify, NULL) != 0 ||
         wdbl_listen("weft_schema", wmain_on_schema, NULL) != 0 ||
         wdbl_listen("weft_outbox", wbus_outbox_wake, NULL) != 0 ||
         wdbl_start(&h->ctl, conninfo) != 0) {

@@ -168,6 +168,34 @@ int wrl_take(struct wrl *rl, const char *key, double rate_per_s, double burst,
     return rc;
 }
 
+double wrl_level(struct wrl *rl, const char *key, double rate_per_s,
+                 double burst, double now)
+{
+    struct wrl_entry *e;
+    uint64_t h;
+    size_t kl = strnlen(key, WRL_KEY_MAX + 1);
+    double level = burst;
+
+    if (!(rate_per_s > 0) || !(burst >= 1) || !isfinite(now) || kl == 0 ||
+        kl > WRL_KEY_MAX)
+        return -1;
+    crypto_shorthash((unsigned char *)&h, (const unsigned char *)key, kl,
+                     rl->seed);
+    pthread_mutex_lock(&rl->mu);
+    for (e = rl->slots[h & (rl->nslots - 1)]; e != NULL; e = e->next)
+        if (e->hash == h && e->keylen == kl && memcmp(e->key, key, kl) == 0)
+            break;
+    if (e != NULL) {
+        level = e->tokens;
+        if (now > e->last)
+            level += (now - e->last) * rate_per_s;
+        if (level > burst)
+            level = burst;
+    }
+    pthread_mutex_unlock(&rl->mu);
+    return level;
+}
+
 size_t wrl_count(struct wrl *rl)
 {
     size_t n;

@@ -31,6 +31,14 @@ void wrl_free(struct wrl *rl);
 int wrl_take(struct wrl *rl, const char *key, double rate_per_s, double burst,
              double now, double *retry_after_s);
 
+/*
+ * The tokens the bucket of `key` holds at `now` (refilled, clamped to
+ * `burst`; `burst` for a key it does not hold), taking none: a measure of
+ * recent use. -1 for a bad argument.
+ */
+double wrl_level(struct wrl *rl, const char *key, double rate_per_s,
+                 double burst, double now);
+
 /* Buckets currently held. */
 size_t wrl_count(struct wrl *rl);
 

@@ -66,6 +66,7 @@ void wreq_free(struct weft_req *r)
     free(r->path);
     free(r->scratch);
     free(r->user);
+    free(r->acct);
     free(r);
 }
 
@@ -419,8 +420,6 @@ static void wreq_route(struct weft_req *r)
     const char *target = r->head.target, *q;
     size_t plen;
     long n;
-    int st, rc;
-    const struct wroute *rt;
 
     wreq_set_rid(r);
     q = strchr(target, '?');
@@ -438,6 +437,14 @@ static void wreq_route(struct weft_req *r)
                          "invalid percent-encoding in the path");
         return;
     }
+    wreq_reroute(r);
+}
+
+void wreq_reroute(struct weft_req *r)
+{
+    int st, rc;
+    const struct wroute *rt;
+
     st = wrtable_match(r->loop->rt, r->head.method, r->path, r->scratch,
                        &r->match);
     if (st == 404) {
@@ -456,6 +463,7 @@ static void wreq_route(struct weft_req *r)
         return;
     }
     rt = r->match.route;
+    /* 1: the account is being looked up; wreq_reroute() follows. */
     if (wauth_request(r, rt->flags) != 0)
         return;
     if ((rt->flags & WEFT_ROUTE_NO_BODY) && r->body_len > 0) {

@@ -16,6 +16,7 @@ struct wconn;
 struct wdb_op;
 struct wsignup;
 struct wjwt_claims;
+struct wsess_state;
 struct wloop;
 struct weft_plugin;
 struct wapi_tx;
@@ -63,6 +64,7 @@ struct weft_req {
     unsigned finish_wanted : 1; /* finish once `busy` drops to 0 */
     int busy;    /* host code up the stack still uses the request */
     struct wjwt_claims *user; /* the signed-in user, or NULL       */
+    struct wsess_state *acct; /* the account as fetched for it (auth) */
     unsigned admin_token : 1; /* authenticated by the [admin] token */
     unsigned via_cookie : 1;  /* credentials came from a cookie     */
     int pending; /* jobs and queries not yet completed */
@@ -85,6 +87,10 @@ struct weft_req *wreq_new(struct wconn *conn);
 void wreq_free(struct weft_req *r);
 
 /* Send a complete answer (copied). `ctype` may be NULL (no body type). */
+/* Route the request again, from matching on (after auth fetched the
+ * account it needed: wauth_request returned 1). */
+void wreq_reroute(struct weft_req *r);
+
 int wreq_reply(struct weft_req *r, int status, const char *ctype,
                const void *body, size_t len);
 int wreq_reply_error(struct weft_req *r, int status, const char *code,

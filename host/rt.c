@@ -37,6 +37,7 @@ struct wrt_loop {
     struct wrt_sess *sessions;
     struct wrt_sess *ids[WRT_IDS];
     struct event *hb;
+    struct event *cred; /* ends sessions whose credentials expired */
     /* Broadcast messages are queued on each connection and written once
      * per loop turn: under load several messages go out in one write. */
     struct wrt_sess *dirty, *dirty_tail; /* in the order they got output */
@@ -80,6 +81,69 @@ static void wrt_heartbeat(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* A session authorised by an access token lives no longer than it: the
+ * client reconnects with a fresh one, which is authorised anew. */
+static void wrt_end_signed_out(struct wrt_sess *s, const char *why)
+{
+    json_t *j = json_pack("{s:s}", "reason", why);
+
+    if (j != NULL)
+        s->ops->event(s, "session_ended", j);
+    json_decref(j);
+    s->ops->end(s, 1008, why);
+}
+
+static void wrt_cred_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct wrt_loop *rl = arg;
+    struct wrt_sess *s, *next;
+    int64_t now = (int64_t)time(NULL);
+
+    (void)fd;
+    (void)what;
+    for (s = rl->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (!s->ending && s->exp != 0 && now >= s->exp)
+            wrt_end_signed_out(s, "expired");
+    }
+}
+
+struct wrt_revoke {
+    struct wrt_loop *rl;
+    int64_t user;
+};
+
+static void wrt_revoke_task(void *arg)
+{
+    struct wrt_revoke *v = arg;
+    struct wrt_sess *s, *next;
+
+    for (s = v->rl->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (!s->ending && s->user == v->user)
+            wrt_end_signed_out(s, "revoked");
+    }
+    free(v);
+}
+
+void wrt_revoke_user(int64_t user)
+{
+    for (int i = 0; i < wrt_nloops && user > 0; i++) {
+        struct wrt_revoke *v = malloc(sizeof(*v));
+        if (v == NULL || wrt_loops[i].loop == NULL) {
+            free(v);
+            continue;
+        }
+        v->rl = &wrt_loops[i];
+        v->user = user;
+        if (wloop_post(wrt_loops[i].loop, wrt_revoke_task, v) != 0) {
+            wlog(WLOG_ERROR, "rt", "cannot end the sessions of an account "
+                                   "whose credentials changed");
+            free(v);
+        }
+    }
+}
+
 static void wrt_flush(evutil_socket_t fd, short what, void *arg)
 {
     struct wrt_loop *rl = arg;
@@ -112,6 +176,11 @@ void wrt_loop_start(struct wloop *l)
     rl->hb = event_new(l->base, -1, EV_PERSIST, wrt_heartbeat, rl);
     if (rl->hb != NULL)
         event_add(rl->hb, &tv);
+    rl->cred = event_new(l->base, -1, EV_PERSIST, wrt_cred_check, rl);
+    if (rl->cred != NULL) {
+        struct timeval sec = {1, 0};
+        event_add(rl->cred, &sec);
+    }
     rl->flush = event_new(l->base, -1, 0, wrt_flush, rl);
 }
 
@@ -120,6 +189,8 @@ void wrt_fini(void)
     for (int i = 0; i < wrt_nloops; i++) {
         if (wrt_loops[i].hb != NULL)
             event_free(wrt_loops[i].hb);
+        if (wrt_loops[i].cred != NULL)
+            event_free(wrt_loops[i].cred);
         if (wrt_loops[i].flush != NULL)
             event_free(wrt_loops[i].flush);
     }

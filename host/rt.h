@@ -48,6 +48,7 @@ struct wrt_sess {
     struct wloop *loop;
     char id[40];
     int64_t user;
+    int64_t exp; /* the credentials' expiry (s since the epoch), 0: none */
     unsigned uflags;
     struct wrt_sub *subs;
     int nsubs;
@@ -65,6 +66,10 @@ int wrt_init(const struct wrt_cfg *cfg, int nloops);
 void wrt_loop_start(struct wloop *l);
 /* After the loops stopped. */
 void wrt_fini(void);
+/* The account's credentials changed (logout, password, roles, deleted):
+ * end its sessions on every loop; they reconnect with fresh credentials.
+ * Any thread. */
+void wrt_revoke_user(int64_t user);
 
 /* Register a new session on its loop (fills id). */
 void wrt_sess_add(struct wrt_sess *s, struct wloop *l, struct wconn *c);

@@ -251,6 +251,7 @@ int wrt_sse_handler(weft_req *r)
     }
     e->s.ops = &wsse_ops;
     e->s.user = user;
+    e->s.exp = wauth_expiry(r);
     e->s.uflags = uflags;
     wreq_takeover(r, 200,
                   "Content-Type: text/event-stream; charset=utf-8\r\n"

@@ -838,6 +838,7 @@ static struct weft_ws *ws_new(weft_req *r, const struct wrt_ops *ops,
     w->api = &wapi_table;
     w->s.ops = ops;
     w->s.user = wauth_user(r);
+    w->s.exp = wauth_expiry(r);
     w->s.uflags = wrt_user_flags(r);
     if (name != NULL) {
         size_t nl = strlen(name), pl = strlen(pattern);

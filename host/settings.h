@@ -44,6 +44,7 @@ struct wsettings {
     int64_t auth_hash_concurrency, auth_argon2_opslimit, auth_argon2_memlimit;
     int64_t auth_login_rate, auth_login_account_rate, auth_register_rate;
     int64_t auth_refresh_rate;
+    int64_t auth_login_slow_max, auth_session_cache_ttl;
 
     char *bus_nats_url, *bus_nats_prefix; /* empty url: in-process bus */
     int64_t bus_outbox_batch, bus_outbox_relay;

@@ -16,8 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "http_parse.h"
 #include "log.h"
+
+#define WSTATIC_FLAGS (WEFT_ROUTE_NO_BODY | WAUTH_ROUTE_ANON)
 #include "plugin.h"
 #include "request.h"
 
@@ -274,14 +277,16 @@ int wstatic_routes(const char *web_root)
                                     "client is not served)",
                  web_root, strerror(errno));
     }
-    if (wplug_host_route("GET", "/", WEFT_ROUTE_NO_BODY, wstatic_index) ||
-        wplug_host_route("GET", "/assets/*file", WEFT_ROUTE_NO_BODY,
+    /* Files are the same for everyone: their requests never wait for the
+     * account lookup credentials would need (WAUTH_ROUTE_ANON). */
+    if (wplug_host_route("GET", "/", WSTATIC_FLAGS, wstatic_index) ||
+        wplug_host_route("GET", "/assets/*file", WSTATIC_FLAGS,
                          wstatic_assets) ||
-        wplug_host_route("GET", "/p/:plugin", WEFT_ROUTE_NO_BODY,
+        wplug_host_route("GET", "/p/:plugin", WSTATIC_FLAGS,
                          wstatic_plugin_slash) ||
-        wplug_host_route("GET", "/p/:plugin/", WEFT_ROUTE_NO_BODY,
+        wplug_host_route("GET", "/p/:plugin/", WSTATIC_FLAGS,
                          wstatic_plugin) ||
-        wplug_host_route("GET", "/p/:plugin/*file", WEFT_ROUTE_NO_BODY,
+        wplug_host_route("GET", "/p/:plugin/*file", WSTATIC_FLAGS,
                          wstatic_plugin))
         return -1;
     return 0;

@@ -519,12 +519,34 @@ async def ws_checks(w, a_tok, a_id, b_id):
                   "plugin WS: close with the plugin's code")
 
 
+async def ws_revoked(w, tok):
+    """A session opened with a token ends when the token's session does."""
+    url = f"ws://127.0.0.1:{w.port}/api/ws"
+    async with websockets.connect(
+            url, extra_headers={"Authorization": "Bearer " + tok}) as ws:
+        hello = await ws_recv_json(ws)
+        check(hello["type"] == "connected", "WS: connected (to be revoked)")
+        st, body = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: w.http("POST", "/api/auth/logout", {}, token=tok))
+        check(st == 204, f"logout with the Bearer token (got {st} {body})")
+        m = await ws_until(ws, lambda m: m["type"] == "session_ended")
+        check(m.get("reason") == "revoked", "WS: session_ended, revoked")
+        try:
+            await asyncio.wait_for(ws.recv(), 5)
+            check(False, "WS: closed after the logout")
+        except websockets.exceptions.ConnectionClosed as e:
+            check(e.rcvd is not None and e.rcvd.code == 1008,
+                  "WS: closed with 1008 after the logout")
+
+
 def group_ws():
     w = Weftd(extra="ws_max_message = 4k").start()
     try:
         a_tok, a_id = w.register("carol")
         _, b_id = w.register("dave")
         asyncio.run(ws_checks(w, a_tok, a_id, b_id))
+        e_tok, _ = w.register("erin")
+        asyncio.run(ws_revoked(w, e_tok))
     finally:
         w.stop()
 

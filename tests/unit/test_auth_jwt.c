@@ -721,6 +721,51 @@ START_TEST(sign_refusals)
 }
 END_TEST
 
+/* sv (session version) and sid (session id): carried when set, absent
+ * when not, refused when malformed. */
+START_TEST(session_claims)
+{
+#define S(extra)                                                               \
+    "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"7\","                \
+    "\"iat\":1700000000,\"nbf\":1700000000,\"exp\":1700000900,"                \
+    "\"jti\":\"" JTI "\",\"roles\":[]" extra "}"
+    struct wjwt_claims c, v;
+    const char *why = NULL;
+    char *tok;
+
+    ck_assert_int_eq(wjwt_claims_init(&c, 7, ISS, AUD, NOW, 900), 0);
+    ck_assert(c.sv == -1 && c.sid[0] == '\0');
+    c.sv = 3;
+    strcpy(c.sid, "0f0e2c1a-9b8d-4c3e-8f7a-112233445566");
+    ck_assert_int_eq(wjwt_sign(KEY, KEYLEN, &c, &tok), 0);
+    ck_assert_int_eq(
+        wjwt_verify(KEY, KEYLEN, tok, ISS, AUD, NOW, 0, &v, &why), 0);
+    ck_assert(v.sv == 3);
+    ck_assert_str_eq(v.sid, c.sid);
+    free(tok);
+    /* absent: -1 and "" */
+    ck_assert_str_eq(check_forged(HS256, S(""), "HS256"), "ok");
+    ck_assert_str_eq(check_forged(HS256, S(",\"sv\":0,\"sid\":\"ab-12\""),
+                                  "HS256"),
+                     "ok");
+    ck_assert_str_eq(check_forged(HS256, S(",\"sv\":-1"), "HS256"),
+                     "bad_session");
+    ck_assert_str_eq(check_forged(HS256, S(",\"sv\":\"3\""), "HS256"),
+                     "bad_session");
+    ck_assert_str_eq(check_forged(HS256, S(",\"sid\":\"\""), "HS256"),
+                     "bad_session");
+    ck_assert_str_eq(check_forged(HS256, S(",\"sid\":\"AB\""), "HS256"),
+                     "bad_session");
+    ck_assert_str_eq(check_forged(HS256, S(",\"sid\":7"), "HS256"),
+                     "bad_session");
+    /* what cannot be verified is not signed */
+    ck_assert_int_eq(wjwt_claims_init(&c, 7, ISS, AUD, NOW, 900), 0);
+    strcpy(c.sid, "x y");
+    ck_assert_int_eq(wjwt_sign(KEY, KEYLEN, &c, &tok), -1);
+#undef S
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("auth_jwt");
@@ -740,6 +785,7 @@ int main(void)
     tcase_add_test(tc, size_limit);
     tcase_add_test(tc, key_rules);
     tcase_add_test(tc, sign_refusals);
+    tcase_add_test(tc, session_claims);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }

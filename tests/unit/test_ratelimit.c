@@ -166,6 +166,25 @@ START_TEST(threads_share_buckets)
 }
 END_TEST
 
+/* wrl_level measures use without taking anything. */
+START_TEST(level_without_taking)
+{
+    struct wrl *rl = wrl_new(16);
+
+    ck_assert_ptr_nonnull(rl);
+    ck_assert(wrl_level(rl, "k", 1, 5, 100) == 5); /* unknown: full */
+    ck_assert_int_eq(wrl_take(rl, "k", 1, 5, 100, NULL), 1);
+    ck_assert_int_eq(wrl_take(rl, "k", 1, 5, 100, NULL), 1);
+    ck_assert(wrl_level(rl, "k", 1, 5, 100) == 3);
+    ck_assert(wrl_level(rl, "k", 1, 5, 100) == 3); /* took nothing */
+    ck_assert(wrl_level(rl, "k", 1, 5, 101.5) == 4.5);
+    ck_assert(wrl_level(rl, "k", 1, 5, 1000) == 5);
+    ck_assert(wrl_level(rl, "", 1, 5, 100) < 0);
+    ck_assert(wrl_level(rl, "k", 0, 5, 100) < 0);
+    wrl_free(rl);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ratelimit");
@@ -177,6 +196,7 @@ int main(void)
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, eviction_bounds_memory);
     tcase_add_test(tc, threads_share_buckets);
+    tcase_add_test(tc, level_without_taking);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
