@@ -539,7 +539,7 @@ static int wmain_run(const char *path)
         goto out;
     }
     {
-        struct wrtable *t = wplug_first_table(h->nloops);
+        struct wrtable *t = wplug_first_table(h->nloops, h->set);
         if (t == NULL)
             goto out;
         for (int i = 0; i < h->nloops; i++)

@@ -543,14 +543,38 @@ static struct wrtable *wplug_build_table(int refs)
         if (s->cur != NULL) {
             wplug_inst_acquire(s->cur);
             t->insts[t->ninsts++] = s->cur;
+        } else if ((s->state == WPS_STARTING || s->state == WPS_FAILED) &&
+                   wrtable_add_wait(t, s->name,
+                                    s->state == WPS_STARTING
+                                        ? WRWAIT_STARTING
+                                        : WRWAIT_FAILED) != 0) {
+            wrtable_release(t);
+            return NULL;
         }
     atomic_store(&t->refs, refs);
     return t;
 }
 
-struct wrtable *wplug_first_table(int nloops)
+static struct wplug_slot *wplug_slot_get(const char *name, int create);
+
+struct wrtable *wplug_first_table(int nloops, const struct wsettings *set)
 {
     struct wrtable *t;
+
+    /* Listeners accept before the database and the plugins are up (so
+     * /healthz answers): until then a configured plugin's URLs say
+     * "starting", not "no such route". */
+    for (int k = 0; k < set->nplugins; k++) {
+        struct wplug_slot *s;
+        if (!set->plugins[k].enabled)
+            continue;
+        s = wplug_slot_get(set->plugins[k].name, 1);
+        if (s == NULL)
+            return NULL;
+        pthread_mutex_lock(&wpm.info_mu);
+        s->state = WPS_STARTING;
+        pthread_mutex_unlock(&wpm.info_mu);
+    }
 
     wpm.loop_rt = calloc((size_t)(nloops > 0 ? nloops : 1),
                          sizeof(*wpm.loop_rt));
@@ -814,12 +838,31 @@ void wplug_sync(const struct wsettings *set)
     olds = calloc((size_t)cap, sizeof(*olds));
     if (olds == NULL)
         return;
+    /* Plugins about to get their first version say so while they load
+     * (start-up marked them in the first table already). */
+    for (int k = 0, marked = 0; k <= set->nplugins; k++) {
+        struct wplug_slot *s;
+        if (k == set->nplugins) {
+            if (marked)
+                (void)wplug_publish(); /* logged by itself */
+            break;
+        }
+        if (!set->plugins[k].enabled)
+            continue;
+        s = wplug_slot_get(set->plugins[k].name, 1);
+        if (s == NULL || s->cur != NULL || s->state == WPS_STARTING)
+            continue;
+        pthread_mutex_lock(&wpm.info_mu);
+        s->state = WPS_STARTING;
+        pthread_mutex_unlock(&wpm.info_mu);
+        marked = 1;
+    }
     for (int k = 0; k < set->nplugins; k++) {
         const struct wsettings_plugin *sp = &set->plugins[k];
         struct wplug_slot *s = wplug_slot_get(sp->name, 1);
         struct weft_plugin *old = NULL;
         char *fsig, *ssig;
-        int changed;
+        int changed, first;
 
         if (s == NULL)
             continue;
@@ -840,8 +883,15 @@ void wplug_sync(const struct wsettings *set)
         free(ssig);
         if (!changed)
             continue;
-        if (wplug_replace(s, set, sp, &old, NULL) == 0 && old != NULL)
+        first = s->cur == NULL;
+        if (wplug_replace(s, set, sp, &old, NULL) != 0)
+            continue;
+        if (old != NULL)
             olds[nold++] = old;
+        /* A first version serves at once, not after the slowest of the
+         * plugins after it. */
+        if (first)
+            (void)wplug_publish(); /* logged by itself */
     }
     /* Sections that disappeared from the file. */
     for (struct wplug_slot *s = wpm.slots; s; s = s->next) {
@@ -1038,8 +1088,10 @@ void wplug_fini(void)
 
 static const char *wplug_state_name(int st)
 {
-    return st == WPS_RUNNING ? "running" : st == WPS_FAILED ? "failed"
-                                                           : "disabled";
+    return st == WPS_RUNNING    ? "running"
+           : st == WPS_FAILED   ? "failed"
+           : st == WPS_STARTING ? "starting"
+                                : "disabled";
 }
 
 /* Per loop: the generation of its table and the version of `s` in it

@@ -16,7 +16,9 @@ struct wsettings;
 struct wroute;
 struct wrtable;
 
-enum { WPS_DISABLED = 0, WPS_RUNNING, WPS_FAILED };
+/* STARTING: enabled, its first version not loaded yet (start-up, or just
+ * enabled by SIGHUP); FAILED: enabled, no version could be loaded. */
+enum { WPS_DISABLED = 0, WPS_RUNNING, WPS_FAILED, WPS_STARTING };
 
 struct wplug_block; /* one state block per (size, layout) */
 struct wreg_list;
@@ -108,8 +110,9 @@ void wplug_metrics(struct evbuffer *out);
 /* The host's own routes, registered before the first table is built. */
 int wplug_host_route(const char *method, const char *pattern, unsigned flags,
                      weft_handler_fn fn);
-/* The initial table (host routes only), refs = nloops. */
-struct wrtable *wplug_first_table(int nloops);
+/* The initial table, refs = nloops: the host routes, and every enabled
+ * plugin of `set` as starting (503 until wplug_sync() loads it). */
+struct wrtable *wplug_first_table(int nloops, const struct wsettings *set);
 
 /* Plugin-facing helpers used by the API table. */
 int wplug_route(struct weft_plugin *i, const char *method, const char *pattern,

@@ -440,6 +440,32 @@ static void wreq_route(struct weft_req *r)
     wreq_reroute(r);
 }
 
+/* The URL space of a configured plugin that has no version serving:
+ * 503, with Retry-After while it is starting. The load error itself (it
+ * names files) is for admins, in /admin/plugins and the log. Returns 1
+ * when it answered. */
+static int wreq_waiting(struct weft_req *r)
+{
+    const struct wrwait *w = wrtable_waiting(r->loop->rt, r->path);
+    char msg[200];
+
+    if (w == NULL)
+        return 0;
+    r->match.route = NULL; /* a 404/405 match may have left a route */
+    if (w->why == WRWAIT_STARTING) {
+        evbuffer_add(r->rhdrs, "Retry-After: 1\r\n", 16);
+        snprintf(msg, sizeof(msg), "plugin %.64s is starting; try again "
+                                   "shortly", w->name);
+        wreq_reply_error(r, 503, "plugin_starting", msg);
+    } else {
+        snprintf(msg, sizeof(msg), "plugin %.64s failed to load; an "
+                                   "administrator can see why in "
+                                   "/admin/plugins", w->name);
+        wreq_reply_error(r, 503, "plugin_unavailable", msg);
+    }
+    return 1;
+}
+
 void wreq_reroute(struct weft_req *r)
 {
     int st, rc;
@@ -447,6 +473,12 @@ void wreq_reroute(struct weft_req *r)
 
     st = wrtable_match(r->loop->rt, r->head.method, r->path, r->scratch,
                        &r->match);
+    /* A plugin without a version has no routes of its own; the host's
+     * /p/ routes would answer for its files with a 404. */
+    if ((st != 200 || (r->match.route->inst == NULL &&
+                       strncmp(r->path, "/p/", 3) == 0)) &&
+        wreq_waiting(r))
+        return;
     if (st == 404) {
         char msg[300];
         snprintf(msg, sizeof(msg), "no route for %s %.200s", r->head.method,

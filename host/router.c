@@ -170,9 +170,55 @@ void wrtable_free(struct wrtable *t)
 {
     if (t == NULL)
         return;
+    for (int i = 0; i < t->nwait; i++)
+        free(t->wait[i].name);
+    free(t->wait);
     free(t->routes);
     free(t->insts);
     free(t);
+}
+
+int wrtable_add_wait(struct wrtable *t, const char *name, int why)
+{
+    struct wrwait *a = realloc(t->wait, (size_t)(t->nwait + 1) * sizeof(*a));
+
+    if (a == NULL)
+        return -1;
+    t->wait = a;
+    a[t->nwait].name = strdup(name);
+    if (a[t->nwait].name == NULL)
+        return -1;
+    a[t->nwait++].why = why;
+    return 0;
+}
+
+const struct wrwait *wrtable_waiting(const struct wrtable *t,
+                                     const char *path)
+{
+    const char *name, *end;
+    size_t len;
+    int files;
+
+    if (t->nwait == 0)
+        return NULL;
+    if (strncmp(path, "/api/", 5) == 0) {
+        name = path + 5;
+        files = 0;
+    } else if (strncmp(path, "/p/", 3) == 0) {
+        name = path + 3;
+        files = 1;
+    } else {
+        return NULL;
+    }
+    end = strchr(name, '/');
+    len = end != NULL ? (size_t)(end - name) : strlen(name);
+    if (len == 0 || (files && (end == NULL || end[1] == '\0')))
+        return NULL;
+    for (int i = 0; i < t->nwait; i++)
+        if (strlen(t->wait[i].name) == len &&
+            memcmp(t->wait[i].name, name, len) == 0)
+            return &t->wait[i];
+    return NULL;
 }
 
 /* Does `r` match the split path? Fills params on success. */

@@ -43,12 +43,24 @@ struct wmatch {
     char allow[128]; /* for 405: "GET, HEAD" */
 };
 
+/* A configured plugin with no version in the table: its URL space answers
+ * 503 rather than 404, so a client retries instead of concluding the API
+ * does not exist. */
+enum { WRWAIT_STARTING = 1, WRWAIT_FAILED = 2 };
+
+struct wrwait {
+    char *name;
+    int why; /* WRWAIT_* */
+};
+
 struct wrtable {
     atomic_int refs;
     int n;
     struct wroute **routes; /* most specific first */
     int ninsts;
     struct weft_plugin **insts; /* instances this table keeps alive */
+    int nwait;
+    struct wrwait *wait; /* owned by the table */
 };
 
 /* Compile a route. Returns NULL with *why set on a bad pattern/method. */
@@ -60,7 +72,9 @@ void wroute_free(struct wroute *r);
 /* Build a table over `routes` (not copied: they must outlive the table).
  * Refs start at 1. */
 struct wrtable *wrtable_new(struct wroute *const *routes, int n);
-/* Free the table itself (not the routes). */
+/* Add a waiting plugin (the name is copied). Returns 0 or -1. */
+int wrtable_add_wait(struct wrtable *t, const char *name, int why);
+/* Free the table itself and its waiting list (not the routes). */
 void wrtable_free(struct wrtable *t);
 
 /*
@@ -70,5 +84,14 @@ void wrtable_free(struct wrtable *t);
  */
 int wrtable_match(const struct wrtable *t, const char *method,
                   const char *path, char *scratch, struct wmatch *m);
+
+/*
+ * The waiting plugin whose URL space `path` is in, or NULL: /api/<name>,
+ * /api/<name>/..., and /p/<name>/<file> (the plugin's own files; the
+ * standalone page /p/<name>/ is the web client's and says itself that the
+ * plugin is not running).
+ */
+const struct wrwait *wrtable_waiting(const struct wrtable *t,
+                                     const char *path);
 
 #endif

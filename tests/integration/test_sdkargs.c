@@ -323,7 +323,10 @@ START_TEST(sdk_init_only_bad_arguments)
                   "the refusal does not say why: %s", le ? le : "(null)");
     json_decref(e);
     sa_assert_serving(h);
-    it_get_status(h, "/api/nullargs/probe", 404);
+    /* No version: its URL space says so (503), not "no such route". */
+    it_get(h, "/api/nullargs/probe", &r);
+    it_assert_error(&r, 503, "plugin_unavailable");
+    weft_hresp_free(&r);
 
     /* A good version next: it reports what the refused one's calls
      * returned (kept in the state slot). */

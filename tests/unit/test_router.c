@@ -168,6 +168,43 @@ START_TEST(many_segments)
 }
 END_TEST
 
+/* Which paths belong to a plugin that has no version in the table. */
+START_TEST(waiting_plugins)
+{
+    struct wroute *none[1] = {NULL};
+    struct wrtable *t = wrtable_new(none, 0);
+    const struct wrwait *w;
+
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_null(wrtable_waiting(t, "/api/todo/items"));
+    ck_assert_int_eq(wrtable_add_wait(t, "todo", WRWAIT_STARTING), 0);
+    ck_assert_int_eq(wrtable_add_wait(t, "chat", WRWAIT_FAILED), 0);
+    w = wrtable_waiting(t, "/api/todo/items");
+    ck_assert_ptr_nonnull(w);
+    ck_assert_str_eq(w->name, "todo");
+    ck_assert_int_eq(w->why, WRWAIT_STARTING);
+    ck_assert_ptr_nonnull(wrtable_waiting(t, "/api/todo"));
+    ck_assert_ptr_nonnull(wrtable_waiting(t, "/api/todo/"));
+    ck_assert_ptr_nonnull(wrtable_waiting(t, "/p/todo/widget.js"));
+    ck_assert_ptr_nonnull(wrtable_waiting(t, "/p/todo/a/b.css"));
+    w = wrtable_waiting(t, "/api/chat/rooms/1");
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(w->why, WRWAIT_FAILED);
+    /* The standalone page and its redirect are the web client's. */
+    ck_assert_ptr_null(wrtable_waiting(t, "/p/todo/"));
+    ck_assert_ptr_null(wrtable_waiting(t, "/p/todo"));
+    /* Only the whole segment names a plugin. */
+    ck_assert_ptr_null(wrtable_waiting(t, "/api/todos/x"));
+    ck_assert_ptr_null(wrtable_waiting(t, "/api/tod/x"));
+    ck_assert_ptr_null(wrtable_waiting(t, "/api/"));
+    ck_assert_ptr_null(wrtable_waiting(t, "/api//todo"));
+    ck_assert_ptr_null(wrtable_waiting(t, "/todo/x"));
+    ck_assert_ptr_null(wrtable_waiting(t, "/apix/todo"));
+    ck_assert_ptr_null(wrtable_waiting(t, "/healthz"));
+    wrtable_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("router");
@@ -178,6 +215,7 @@ int main(void)
     tcase_add_test(tc, bad_patterns);
     tcase_add_test(tc, trailing_slash);
     tcase_add_test(tc, many_segments);
+    tcase_add_test(tc, waiting_plugins);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
