@@ -831,7 +831,7 @@ static void wplug_disable(struct wplug_slot *s, struct weft_plugin **old)
 void wplug_sync(const struct wsettings *set)
 {
     struct weft_plugin **olds;
-    int nold = 0, cap = set->nplugins + 8;
+    int nold = 0, cap = set->nplugins + 8, marked = 0;
 
     for (struct wplug_slot *s = wpm.slots; s; s = s->next)
         cap++;
@@ -840,13 +840,8 @@ void wplug_sync(const struct wsettings *set)
         return;
     /* Plugins about to get their first version say so while they load
      * (start-up marked them in the first table already). */
-    for (int k = 0, marked = 0; k <= set->nplugins; k++) {
+    for (int k = 0; k < set->nplugins; k++) {
         struct wplug_slot *s;
-        if (k == set->nplugins) {
-            if (marked)
-                (void)wplug_publish(); /* logged by itself */
-            break;
-        }
         if (!set->plugins[k].enabled)
             continue;
         s = wplug_slot_get(set->plugins[k].name, 1);
@@ -857,6 +852,8 @@ void wplug_sync(const struct wsettings *set)
         pthread_mutex_unlock(&wpm.info_mu);
         marked = 1;
     }
+    if (marked)
+        (void)wplug_publish(); /* logged by itself */
     for (int k = 0; k < set->nplugins; k++) {
         const struct wsettings_plugin *sp = &set->plugins[k];
         struct wplug_slot *s = wplug_slot_get(sp->name, 1);
