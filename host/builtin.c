@@ -68,6 +68,36 @@ static int wb_metrics(weft_req *r)
     return rc;
 }
 
+/* A load error quotes file paths (dlopen's messages do): anonymous
+ * clients get each path's last component only, not the server's layout. */
+static void wb_strip_paths(json_t *o)
+{
+    const char *e = json_string_value(json_object_get(o, "last_error"));
+    char *out;
+    size_t n = 0;
+
+    if (e == NULL || strchr(e, '/') == NULL ||
+        (out = malloc(strlen(e) + 1)) == NULL)
+        return;
+    for (const char *p = e; *p != '\0'; p++) {
+        if (*p == '/' && (p == e || p[-1] == ' ' || p[-1] == '\'' ||
+                          p[-1] == '"' || p[-1] == '(' || p[-1] == '=')) {
+            const char *end = p + strcspn(p, " :'\"),"), *base = p;
+            for (const char *q = p; q < end; q++)
+                if (*q == '/')
+                    base = q + 1;
+            memcpy(out + n, base, (size_t)(end - base));
+            n += (size_t)(end - base);
+            p = end - 1;
+            continue;
+        }
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+    json_object_set_new(o, "last_error", json_string(out));
+    free(out);
+}
+
 static int wb_plugin_list(weft_req *r, int admin)
 {
     json_t *arr = wplug_info(), *body;
@@ -83,6 +113,7 @@ static int wb_plugin_list(weft_req *r, int admin)
         json_array_foreach(arr, i, o) {
             json_object_del(o, "path");
             json_object_del(o, "loops");
+            wb_strip_paths(o);
         }
     }
     body = json_pack("{s:o}", "plugins", arr);

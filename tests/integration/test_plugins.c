@@ -83,6 +83,8 @@ START_TEST(test_bad_plugins_refused)
                       strstr(le, "99") != NULL,
                   "badabi last_error does not mention ABI major 99: %s",
                   le ? le : "null");
+    ck_assert_msg(strchr(le, '/') == NULL, "badabi last_error shows a path: %s",
+                  le);
     json_decref(e);
 
     e = it_plugin_entry(h, "noentry");
@@ -95,6 +97,9 @@ START_TEST(test_bad_plugins_refused)
     ck_assert_msg(le != NULL && strstr(le, "weft_plugin_entry") != NULL,
                   "noentry last_error does not name the missing symbol: %s",
                   le ? le : "null");
+    /* anonymous: no directory of the server's in the message */
+    ck_assert_msg(strchr(le, '/') == NULL, "noentry last_error shows a path: %s",
+                  le);
     json_decref(e);
 
     /* --check-config on the very same file reports both. */
