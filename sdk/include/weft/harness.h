@@ -148,7 +148,8 @@ void weft_hresp_free(weft_hresp *r);
  * PostgreSQL, password hashing as cheap as argon2id allows and rate limits
  * no test reaches. A string literal: `weft_harness_start(
  * WEFT_HARNESS_IDENTITY "[plugin.my]\npath = ...\n", 2)`. Do not repeat
- * its keys in your own text. */
+ * its keys in your own text; environment variables such as
+ * WEFT_DATABASE_ENABLED still override them (weftd's rule). */
 #define WEFT_HARNESS_IDENTITY                                                 \
     "[database]\nenabled = true\n"                                            \
     "[auth]\nargon2_opslimit = 1\nargon2_memlimit = 64k\n"                    \
