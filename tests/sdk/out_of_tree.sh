@@ -114,12 +114,41 @@ nm -D --defined-only "$copy/hello.so" | grep -q ' weft_plugin_entry$' ||
     die "hello.so does not export weft_plugin_entry"
 
 # The test must run the weftd of the (moved) prefix, told by the .pc file.
+# A test using the account and SSE helpers links with weft-harness alone
+# (they need jansson: the .pc file must bring it), and the weftd it would
+# start is the one of the (moved) prefix.
+cat > "$tmp/helpers.c" <<'EOF'
+#include <stdio.h>
+#include <weft/harness.h>
+int main(void)
+{
+    weft_harness_user u = {0};
+    weft_harness_sse_event ev = {0};
+
+    if (weft_harness_user_register(NULL, "x", NULL, &u) != -1 ||
+        weft_harness_sse_next(NULL, NULL, 0, &ev) != -1)
+        return 1;
+    weft_harness_user_free(&u);
+    weft_harness_sse_close(NULL);
+    puts(weft_harness_installed_weftd);
+    return 0;
+}
+EOF
+# shellcheck disable=SC2046 # pkg-config's words are meant to split
+weftd_var=$(pkg-config --variable=weftd weft-harness)
+[ -n "$weftd_var" ] || die "weft-harness.pc has no variable weftd"
+run "${CC:-cc}" -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags weft-harness) \
+    -DWEFT_HARNESS_INSTALLED_WEFTD="\"$weftd_var\"" \
+    -o "$tmp/helpers" "$tmp/helpers.c" ${LDFLAGS:-} $(pkg-config --libs weft-harness)
+[ "$("$tmp/helpers")" -ef "$prefix/bin/weftd" ] ||
+    die "the harness's installed weftd is not $prefix/bin/weftd"
+
 step "4. run the template's test with make (no WEFT_HARNESS_WEFTD)"
 unset WEFT_HARNESS_WEFTD
 run make -C "$copy" test 2>&1 | tee "$log"
 check_log
 grep -F -e "-DWEFT_HARNESS_INSTALLED_WEFTD=" "$log" | grep -q -F "$pcdir/" ||
-    die "test_hello was not built with weft-harness.pc's WEFT_HARNESS_INSTALLED_WEFTD for $prefix"
+    die "test_hello was not built with weft-harness.pc's weftd for $prefix as WEFT_HARNESS_INSTALLED_WEFTD"
 
 step "5. build the same copy with CMake (-DCMAKE_PREFIX_PATH=$prefix) and run ctest (no WEFT_HARNESS_WEFTD)"
 export PKG_CONFIG_PATH=

@@ -9,9 +9,12 @@
  *
  * The weftd it starts is, in this order: the path in the environment
  * variable WEFT_HARNESS_WEFTD; the weftd installed next to the SDK your test
- * was compiled against (weft-harness.pc and the WeftSDK CMake package define
- * WEFT_HARNESS_INSTALLED_WEFTD from their own location, so a prefix moved or
- * installed with `cmake --install --prefix` still works); else the path
+ * was compiled against, when the test is compiled with
+ * WEFT_HARNESS_INSTALLED_WEFTD defined as its path (a string literal): the
+ * WeftSDK CMake package does so for Weft::weft_harness, and
+ * `pkg-config --variable=weftd weft-harness` gives the path for a Makefile
+ * (see the template's); both locate themselves, so a prefix moved or
+ * installed with `cmake --install --prefix` still works. Else the path
  * configured when the SDK was built.
  *
  * Ownership: the harness never keeps a pointer you pass in (strings are
@@ -37,8 +40,8 @@
 extern "C" {
 #endif
 
-/* The installed weftd, as the SDK's pkg-config file and CMake package
- * define it for the code that includes this header. The harness library is
+/* The installed weftd, as the SDK's CMake package (or a Makefile, from
+ * weft-harness.pc) defines it for the code that includes this header. The harness library is
  * static and cannot know where it was installed; a weak definition here,
  * in the test's own objects, tells it (one copy is kept however many files
  * include the header). */
