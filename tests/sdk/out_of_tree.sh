@@ -134,9 +134,9 @@ int main(void)
     return 0;
 }
 EOF
-# shellcheck disable=SC2046 # pkg-config's words are meant to split
 weftd_var=$(pkg-config --variable=weftd weft-harness)
 [ -n "$weftd_var" ] || die "weft-harness.pc has no variable weftd"
+# shellcheck disable=SC2046,SC2086 # pkg-config's words and LDFLAGS split
 run "${CC:-cc}" -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags weft-harness) \
     -DWEFT_HARNESS_INSTALLED_WEFTD="\"$weftd_var\"" \
     -o "$tmp/helpers" "$tmp/helpers.c" ${LDFLAGS:-} $(pkg-config --libs weft-harness)

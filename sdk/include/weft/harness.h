@@ -46,9 +46,14 @@ extern "C" {
  * in the test's own objects, tells it (one copy is kept however many files
  * include the header). */
 #ifdef WEFT_HARNESS_INSTALLED_WEFTD
+#ifdef __cplusplus /* a const object is internal there unless extern */
+__attribute__((weak)) extern const char weft_harness_installed_weftd[] =
+    WEFT_HARNESS_INSTALLED_WEFTD;
+#else
 extern const char weft_harness_installed_weftd[];
 __attribute__((weak)) const char weft_harness_installed_weftd[] =
     WEFT_HARNESS_INSTALLED_WEFTD;
+#endif
 #endif
 
 typedef struct weft_harness weft_harness;
