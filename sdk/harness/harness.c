@@ -50,6 +50,10 @@
 #define WEFT_HARNESS_DEFAULT_WEFTD "/usr/local/bin/weftd"
 #endif
 
+/* Defined (weak) by harness.h in the test's objects when they were built
+ * against an installed SDK; NULL otherwise. */
+extern const char weft_harness_installed_weftd[] __attribute__((weak));
+
 #define HR_MAX_BUFFER ((size_t)64 << 20) /* most bytes one response may use */
 #define HR_READ_CHUNK 65536
 #define HR_READY_MS 15000
@@ -1553,6 +1557,9 @@ static weft_harness *hr_start(const char *text, int raw, int threads)
     h->raw = raw;
     h->threads = threads < 0 ? 0 : threads;
     weftd = getenv("WEFT_HARNESS_WEFTD");
+    if ((weftd == NULL || *weftd == '\0') &&
+        weft_harness_installed_weftd != NULL)
+        weftd = weft_harness_installed_weftd;
     if (weftd == NULL || *weftd == '\0')
         weftd = WEFT_HARNESS_DEFAULT_WEFTD;
     h->weftd = strdup(weftd);

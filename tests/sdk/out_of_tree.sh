@@ -6,10 +6,19 @@
 #   2. copy sdk/template to a temporary directory outside the source tree;
 #   3. build it with `make`, pkg-config seeing only <prefix>'s .pc files,
 #      and check no compile command reaches into the source or build tree;
-#   4. run its test (`make test`) against <prefix>/bin/weftd;
+#   4. run its test (`make test`) with WEFT_HARNESS_WEFTD unset: the
+#      installed harness must find <prefix>/bin/weftd by itself;
 #   5. build the same copy with CMake (-DCMAKE_PREFIX_PATH=<prefix>) and run
-#      ctest there;
-#   6. remove the temporary directories (WEFT_KEEP_TMP=1 keeps them).
+#      ctest there, again without WEFT_HARNESS_WEFTD;
+#   6. the guide is installed: share/doc/weft-sdk/ holds README.md,
+#      realtime.md and widgets.md, the same as sdk/README.md,
+#      docs/realtime.md and web/README.md;
+#   7. remove the temporary directories (WEFT_KEEP_TMP=1 keeps them).
+#
+# Steps 4 and 5 also move the prefix first (the .pc files and the CMake
+# package are relocatable, and so must be the weftd the harness picks):
+# the first prefix is renamed away, so a path baked in at install time
+# would not be found.
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
@@ -72,6 +81,15 @@ pcdir=$(dirname "${pcs[0]}")
 [ -f "$prefix/include/weft/weft.h" ] || die "no include/weft/weft.h under $prefix"
 echo "pkg-config dir: $pcdir"
 
+# Relocate: everything below must follow the prefix, not the path given
+# to `cmake --install` (and certainly not the configured one).
+moved=$tmp/moved-prefix
+run mv "$prefix" "$moved"
+prefix=$moved
+weftd=$prefix/bin/weftd
+pcdir=$prefix/${pcdir#"$tmp/prefix/"}
+[ -f "$pcdir/weft-sdk.pc" ] || die "lost $pcdir/weft-sdk.pc after the move"
+
 step "2. copy sdk/template to $copy"
 run cp -R "$src/sdk/template" "$copy"
 run make -C "$copy" clean   # in case someone built inside the template
@@ -95,12 +113,44 @@ check_log
 nm -D --defined-only "$copy/hello.so" | grep -q ' weft_plugin_entry$' ||
     die "hello.so does not export weft_plugin_entry"
 
-step "4. run the template's test with make (WEFT_HARNESS_WEFTD=$weftd)"
-export WEFT_HARNESS_WEFTD=$weftd
+# The test must run the weftd of the (moved) prefix, told by the .pc file.
+# A test using the account and SSE helpers links with weft-harness alone
+# (they need jansson: the .pc file must bring it), and the weftd it would
+# start is the one of the (moved) prefix.
+cat > "$tmp/helpers.c" <<'EOF'
+#include <stdio.h>
+#include <weft/harness.h>
+int main(void)
+{
+    weft_harness_user u = {0};
+    weft_harness_sse_event ev = {0};
+
+    if (weft_harness_user_register(NULL, "x", NULL, &u) != -1 ||
+        weft_harness_sse_next(NULL, NULL, 0, &ev) != -1)
+        return 1;
+    weft_harness_user_free(&u);
+    weft_harness_sse_close(NULL);
+    puts(weft_harness_installed_weftd);
+    return 0;
+}
+EOF
+weftd_var=$(pkg-config --variable=weftd weft-harness)
+[ -n "$weftd_var" ] || die "weft-harness.pc has no variable weftd"
+# shellcheck disable=SC2046,SC2086 # pkg-config's words and LDFLAGS split
+run "${CC:-cc}" -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags weft-harness) \
+    -DWEFT_HARNESS_INSTALLED_WEFTD="\"$weftd_var\"" \
+    -o "$tmp/helpers" "$tmp/helpers.c" ${LDFLAGS:-} $(pkg-config --libs weft-harness)
+[ "$("$tmp/helpers")" -ef "$prefix/bin/weftd" ] ||
+    die "the harness's installed weftd is not $prefix/bin/weftd"
+
+step "4. run the template's test with make (no WEFT_HARNESS_WEFTD)"
+unset WEFT_HARNESS_WEFTD
 run make -C "$copy" test 2>&1 | tee "$log"
 check_log
+grep -F -e "-DWEFT_HARNESS_INSTALLED_WEFTD=" "$log" | grep -q -F "$pcdir/" ||
+    die "test_hello was not built with weft-harness.pc's weftd for $prefix as WEFT_HARNESS_INSTALLED_WEFTD"
 
-step "5. build the same copy with CMake (-DCMAKE_PREFIX_PATH=$prefix) and run ctest"
+step "5. build the same copy with CMake (-DCMAKE_PREFIX_PATH=$prefix) and run ctest (no WEFT_HARNESS_WEFTD)"
 export PKG_CONFIG_PATH=
 # LDFLAGS is set by the sanitizer build (the installed harness is
 # instrumented there); a plugin author normally leaves it empty.
@@ -109,7 +159,20 @@ run cmake -S "$copy" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
 run cmake --build "$tmp/cmake-build" --verbose 2>&1 | tee "$log"
 [ -f "$tmp/cmake-build/hello.so" ] || die "CMake did not produce hello.so"
 check_log
+grep -F -e "-DWEFT_HARNESS_INSTALLED_WEFTD=" "$log" | grep -q -F "$prefix/" ||
+    die "test_hello was not built with WeftSDK's WEFT_HARNESS_INSTALLED_WEFTD for $prefix"
 run ctest --test-dir "$tmp/cmake-build" --output-on-failure
 
-step "6. clean up"
+step "6. the guide under $prefix/share/doc/weft-sdk"
+docdir=$prefix/share/doc/weft-sdk
+for pair in README.md:sdk/README.md realtime.md:docs/realtime.md \
+            widgets.md:web/README.md; do
+    inst=$docdir/${pair%%:*}
+    orig=$src/${pair#*:}
+    [ -f "$inst" ] || die "$inst was not installed (from ${pair#*:})"
+    cmp -s "$inst" "$orig" || die "$inst differs from ${pair#*:}"
+    echo "ok: $inst"
+done
+
+step "7. clean up"
 echo "sdk_out_of_tree: OK"
