@@ -12,14 +12,16 @@ static struct weft_db_res one_row(unsigned oid, const char *const *v, int n)
 {
     struct weft_db_res r = {0};
     PGresAttDesc att[8];
-    char names[8][8];
+    char names[8][3];
 
     ck_assert_int_le(n, 8);
     r.res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     ck_assert_ptr_nonnull(r.res);
     memset(att, 0, sizeof(att));
     for (int i = 0; i < n; i++) {
-        snprintf(names[i], sizeof(names[i]), "c%d", i);
+        names[i][0] = 'c';
+        names[i][1] = (char)('0' + i);
+        names[i][2] = '\0';
         att[i].name = names[i];
         att[i].typid = oid;
         att[i].typlen = 8;
