@@ -459,7 +459,9 @@ typedef const weft_plugin_desc *(*weft_entry_fn)(void);
     ((h) != NULL && offsetof(weft_api, m) + sizeof(((weft_api *)0)->m) <=     \
                         WEFT__API(h)->struct_size)
 
-/* The host's table behind any handle, or NULL for a NULL handle. */
+/* The host's table behind any handle, or NULL for a NULL handle. The
+ * table is the host's and lives as long as the process; it may be shorter
+ * than this header's struct weft_api (check weft_api_has). */
 static inline const weft_api *weft_api_of(const void *handle)
 {
     return handle != NULL ? WEFT__API(handle) : NULL;
@@ -891,10 +893,10 @@ static inline int weft_db_isnull(const weft_db_res *res, int row, int col)
  * time zone "2026-12-04T01:16:16.123" (it has no zone, so none is
  * added). Values RFC 3339 cannot express (infinity, BC, years past 9999)
  * stay PostgreSQL's text, as do all of them on a database whose DateStyle
- * is not ISO (PostgreSQL's default, and the embedded cluster's). A new reference: json_decref() it; it does not
- * depend on `res` and may outlive the callback.
- * NULL for a row outside the result or below -1; an empty array for
- * row == -1 of a NULL or failed result.
+ * is not ISO (PostgreSQL's default, and the embedded cluster's). A new
+ * reference: json_decref() it; it does not depend on `res` and may
+ * outlive the callback. NULL for a row outside the result or below -1;
+ * an empty array for row == -1 of a NULL or failed result.
  */
 static inline json_t *weft_db_json(const weft_db_res *res, int row)
 {
