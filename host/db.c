@@ -1110,6 +1110,119 @@ void wdb_stop(void)
 #define WDB_FLOAT4OID 700
 #define WDB_FLOAT8OID 701
 #define WDB_JSONBOID 3802
+#define WDB_DATEOID 1082
+#define WDB_TIMESTAMPOID 1114
+#define WDB_TIMESTAMPTZOID 1184
+
+/* Read exactly `n` digits; -1 when one is missing. */
+static long wdb_digits(const char **s, int n)
+{
+    long v = 0;
+
+    for (int i = 0; i < n; i++, (*s)++) {
+        if (**s < '0' || **s > '9')
+            return -1;
+        v = v * 10 + (**s - '0');
+    }
+    return v;
+}
+
+static int wdb_mdays(long y, long m)
+{
+    static const int d[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return m == 2 && leap ? 29 : d[m - 1];
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date, and back: an
+ * offset with seconds (old local mean times) or minutes only becomes
+ * exact UTC this way, whatever the session's TimeZone is. */
+static long long wdb_days(long y, long m, long d)
+{
+    long long yy = y - (m <= 2);
+    long long era = (yy >= 0 ? yy : yy - 399) / 400;
+    long long yoe = yy - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+static void wdb_civil(long long z, long *y, long *m, long *d)
+{
+    long long era, doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (long)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (long)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (long)(yoe + era * 400 + (*m <= 2));
+}
+
+int wdb_time_rfc3339(unsigned oid, const char *v, char *out, size_t n)
+{
+    long y, mo, d, h = 0, mi = 0, s = 0, oh = 0, om = 0, os = 0;
+    const char *frac = "", *p = v;
+    int nfrac = 0, sign = 0, len;
+
+    if (v == NULL || out == NULL)
+        return -1;
+    /* ISO DateStyle only: PostgreSQL's default. Other styles, BC dates,
+     * years past 9999 and infinities fail here and stay text. */
+    if ((y = wdb_digits(&p, 4)) < 0 || *p++ != '-' ||
+        (mo = wdb_digits(&p, 2)) < 1 || mo > 12 || *p++ != '-' ||
+        (d = wdb_digits(&p, 2)) < 1 || d > wdb_mdays(y, mo))
+        return -1;
+    if (oid == WDB_DATEOID) {
+        if (*p != '\0')
+            return -1;
+        len = snprintf(out, n, "%04ld-%02ld-%02ld", y, mo, d);
+        return len > 0 && (size_t)len < n ? 0 : -1;
+    }
+    if (*p++ != ' ' || (h = wdb_digits(&p, 2)) < 0 || h > 23 ||
+        *p++ != ':' || (mi = wdb_digits(&p, 2)) < 0 || mi > 59 ||
+        *p++ != ':' || (s = wdb_digits(&p, 2)) < 0 || s > 59)
+        return -1;
+    if (*p == '.') {
+        frac = ++p;
+        while (p[0] >= '0' && p[0] <= '9' && nfrac < 9)
+            p++, nfrac++;
+        if (nfrac == 0)
+            return -1;
+    }
+    if (oid == WDB_TIMESTAMPTZOID) {
+        if (*p != '+' && *p != '-')
+            return -1;
+        sign = *p++ == '-' ? -1 : 1;
+        if ((oh = wdb_digits(&p, 2)) < 0 ||
+            (*p == ':' && (p++, (om = wdb_digits(&p, 2)) < 0)) ||
+            (*p == ':' && (p++, (os = wdb_digits(&p, 2)) < 0)))
+            return -1;
+    }
+    if (*p != '\0')
+        return -1;
+    if (sign != 0) {
+        long long t = wdb_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + s -
+                      sign * (oh * 3600 + om * 60 + os);
+        long long day = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+        long long sec = t - day * 86400;
+
+        wdb_civil(day, &y, &mo, &d);
+        if (y < 0 || y > 9999)
+            return -1;
+        h = (long)(sec / 3600);
+        mi = (long)(sec / 60 % 60);
+        s = (long)(sec % 60);
+    }
+    len = snprintf(out, n, "%04ld-%02ld-%02ldT%02ld:%02ld:%02ld%s%.*s%s", y,
+                   mo, d, h, mi, s, nfrac ? "." : "", nfrac, frac,
+                   sign != 0 ? "Z" : "");
+    return len > 0 && (size_t)len < n ? 0 : -1;
+}
 
 static json_t *wdb_value_json(const PGresult *res, int row, int col)
 {
@@ -1132,6 +1245,15 @@ static json_t *wdb_value_json(const PGresult *res, int row, int col)
     case WDB_JSONBOID: {
         json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
         return j != NULL ? j : json_string(v);
+    }
+    case WDB_DATEOID:
+    case WDB_TIMESTAMPOID:
+    case WDB_TIMESTAMPTZOID: {
+        char t[64];
+
+        return wdb_time_rfc3339(PQftype(res, col), v, t, sizeof(t)) == 0
+                   ? json_string(t)
+                   : json_string(v);
     }
     default:
         return json_string(v);

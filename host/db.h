@@ -65,5 +65,12 @@ void wdb_schema_changed(void);
 extern const struct weft_db_res wdb_busy_res;
 json_t *wdb_json(const struct weft_db_res *res, int row);
 int wdb_reply_error(struct weft_req *r, const struct weft_db_res *res);
+/* PostgreSQL's ISO text `v` of a date, timestamp or timestamptz (type
+ * `oid`) as RFC 3339 in `out`: "2026-12-04", "2026-12-04T01:16:16.123"
+ * (no zone: a timestamp has none), "2026-12-04T01:16:16.123Z" (a
+ * timestamptz, converted to UTC). 0, or -1 when RFC 3339 cannot say it
+ * (infinity, BC, a year past 9999, a DateStyle other than ISO) or `out`
+ * is too small; wdb_json then keeps the text. Pure: unit-tested. */
+int wdb_time_rfc3339(unsigned oid, const char *v, char *out, size_t n);
 
 #endif

@@ -461,6 +461,30 @@ START_TEST(transactions)
 }
 END_TEST
 
+/* weft_db_json gives RFC 3339, whatever the session's TimeZone. */
+START_TEST(times_are_rfc3339)
+{
+    char *dir = db_tmpdir();
+    weft_harness *h = db_start(dir, IT_DBTEST_M1_SO, NULL);
+    weft_hresp r;
+    json_t *j;
+
+    it_get(h, "/api/dbtest/times", &r);
+    ck_assert_int_eq(r.status, 200);
+    j = it_json(&r);
+    ck_assert_str_eq(it_jstr(j, "zone"), "<+05:30>-05:30"); /* it took */
+    ck_assert_str_eq(it_jstr(j, "tz"), "2026-12-04T01:16:16.123Z");
+    ck_assert_str_eq(it_jstr(j, "ts"), "2026-12-04T01:16:16.5");
+    ck_assert_str_eq(it_jstr(j, "d"), "2026-12-04");
+    ck_assert_str_eq(it_jstr(j, "inf"), "infinity");
+    json_decref(j);
+    weft_hresp_free(&r);
+    it_stop_ok(h);
+    db_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(query_timeout_and_client_gone)
 {
     char *dir = db_tmpdir();
@@ -603,6 +627,7 @@ int main(void)
     tcase_add_test(tc, migrations);
     tcase_add_test(tc, failing_migration_rolls_back);
     tcase_add_test(tc, transactions);
+    tcase_add_test(tc, times_are_rfc3339);
     tcase_add_test(tc, query_timeout_and_client_gone);
     tcase_add_test(tc, schema_change_reaches_other_nodes);
     tcase_add_test(tc, plugin_sees_the_user);

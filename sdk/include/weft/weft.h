@@ -24,6 +24,9 @@
  *   - every callback may run on any event-loop thread, concurrently with
  *     itself; a request's callbacks all run on that request's own loop;
  *   - never keep a weft_req pointer after the request was answered.
+ *
+ * Ownership, returns and jansson are set out once, in "Conventions" before
+ * the inline wrappers; each call states only where it departs from them.
  */
 #ifndef WEFT_WEFT_H
 #define WEFT_WEFT_H
@@ -105,8 +108,10 @@ typedef struct weft_ws weft_ws;         /* a WebSocket session (since 1.2) */
  * A signup step (since 1.3), run inside the registration's transaction
  * right after the account row was inserted: `tx` is that transaction (run
  * statements with weft_tx_query; never end it), `user_id` the new
- * account, `body` the registration's JSON (borrowed; extra fields such as
- * "referral_code" are the plugin's to read). Finish with
+ * account, `body` the registration's JSON object (borrowed: the host's,
+ * valid until weft_signup_done(); never json_decref it, and copy what you
+ * keep; extra fields such as "referral_code" are the plugin's to read).
+ * `tx` works until weft_signup_done(). Finish with
  * weft_signup_done(): WEFT_OK lets the registration go on; an error
  * status rolls back the whole registration, the account included.
  */
@@ -139,13 +144,15 @@ typedef void (*weft_signup_fn)(weft_req *r, weft_tx *tx, int64_t user_id,
  * wildcards) for `user_id` (0: signed out), WEFT_EPERM to refuse. Called
  * on the client's loop; it must not block (no queries: keep what it needs
  * in the state slot). Called through the serving version of the plugin.
+ * `topic` is the host's, valid during the call only.
  */
 typedef int (*weft_topic_auth_fn)(weft_plugin *p, const char *topic,
                                   int action, int64_t user_id,
                                   unsigned user_flags);
 
 /* A bus message for a plugin subscription: `data` is compact JSON of
- * `len` bytes, valid during the call only. Runs on the host's control
+ * `len` bytes, `topic` the message's topic; both are the host's, valid
+ * during the call only (copy what you keep). Runs on the host's control
  * loop, through the version that subscribed; must not block. */
 typedef void (*weft_event_fn)(weft_plugin *p, const char *topic,
                               const char *data, size_t len, uint64_t offset,
@@ -159,10 +166,12 @@ typedef struct weft_ws_handlers {
     /* A client connected. Return WEFT_OK to keep it, anything else closes
      * it with 1008 (policy violation). May be NULL. */
     int (*open)(weft_ws *ws);
-    /* One complete message (text is valid UTF-8; binary != 0 for binary). */
+    /* One complete message (text is valid UTF-8; binary != 0 for binary).
+     * `data` is the host's, valid during the call only. */
     void (*message)(weft_ws *ws, const char *data, size_t len, int binary);
     /* The session ended (code as received or chosen, 1006 when the
-     * connection dropped). Do not send from here. May be NULL. */
+     * connection dropped). Do not send from here. May be NULL. After it
+     * returns the handle is freed: keep none. */
     void (*close)(weft_ws *ws, int code);
 } weft_ws_handlers;
 
@@ -174,6 +183,8 @@ typedef struct weft_ws_handlers {
  * its SQL: an applied migration whose SQL changed is refused. Usually
  * generated from plugins/<name>/migrations/NNNN_name.sql by the CMake
  * function weft_embed_migrations(), so the SQL ships inside the .so.
+ * The table and its strings are read while the version is loaded: keep
+ * them static, like the descriptor's.
  */
 typedef struct weft_migration {
     int version;
@@ -182,7 +193,9 @@ typedef struct weft_migration {
 } weft_migration;
 
 /* A route handler. Return WEFT_OK once it answered the request or handed
- * it to weft_defer(); any other value makes the host answer 500. */
+ * it to weft_defer() or a query; any other value makes the host answer
+ * 500. `req` is valid until the request ends: its answer is complete and
+ * no callback of it is pending. */
 typedef int (*weft_handler_fn)(weft_req *req);
 
 /* Blocking work run on a host worker thread; it must not touch the request. */
@@ -190,16 +203,20 @@ typedef void (*weft_work_fn)(void *arg);
 /* Completion of weft_defer(), run on the request's own loop. */
 typedef void (*weft_done_fn)(weft_req *req, void *arg);
 
-/* Completion of a query (since 1.1), on the request's own loop. `res` is
- * valid only during the call. */
+/* Completion of a query (since 1.1), on the request's own loop. `res`, and
+ * every string its accessors return, are the host's and valid only during
+ * the call: copy (weft_db_json, strdup) what you keep. */
 typedef void (*weft_db_fn)(weft_req *req, const weft_db_res *res, void *arg);
-/* Completion of a step of a transaction (since 1.1). */
+/* Completion of a step of a transaction (since 1.1). `res` as for
+ * weft_db_fn; `tx` is NULL after BEGIN failed and after weft_tx_end(). */
 typedef void (*weft_tx_fn)(weft_req *req, weft_tx *tx, const weft_db_res *res,
                            void *arg);
 
 /*
  * The descriptor returned by weft_plugin_entry(). The host reads abi_major
  * first and refuses a mismatch; it reads only the first struct_size bytes.
+ * It stays the plugin's and is read while the version is loaded, its
+ * config table and strings included: make it all static const.
  */
 typedef struct weft_plugin_desc {
     uint32_t abi_major;   /* WEFT_ABI_MAJOR the plugin was built with */
@@ -236,7 +253,11 @@ typedef struct weft_plugin_desc {
 
 /*
  * The host's function table. Append-only; check weft_api_has() before using
- * a member marked "since 1.N" with N > 0.
+ * a member marked "since 1.N" with N > 0 (the inline wrappers below do).
+ * History: 1.0 is plugin_name .. defer; 1.1 added db_query ..
+ * user_profile; 1.2 topic .. ws_subscribe; 1.3 on_signup, signup_done. A
+ * host hands out a table of its own struct_size: members past it are not
+ * there at all (reading them reads past the host's table).
  */
 struct weft_api {
     uint32_t abi_major;
@@ -347,6 +368,68 @@ typedef const weft_plugin_desc *(*weft_entry_fn)(void);
 /* ---- inline wrappers: what plugins call ------------------------------- */
 
 /*
+ * Conventions.
+ *
+ * Returns. A call that returns int answers WEFT_OK (0) or a negative
+ * WEFT_E* code, never anything else. The exceptions answer a value, never
+ * an error code, and say so where they are declared: the predicates
+ * weft_db_ok(), weft_db_isnull() and weft_req_has_role() (1 or 0), the
+ * counts weft_db_rows() and weft_db_cols(), and the ids weft_req_user()
+ * and weft_ws_user() (int64_t, 0 for none). The plugin's own callbacks
+ * follow the same rule: a handler, init, quiesce and a WebSocket open()
+ * return WEFT_OK or an error; a topic hook WEFT_OK or WEFT_EPERM.
+ *
+ * Older hosts. A plugin built with this header may load on a host of an
+ * older minor. Every wrapper of a call added after 1.0 checks
+ * weft_api_has() first and, when the host's table has no such member,
+ * answers WEFT_ENOSYS (int status calls) or the call's neutral value
+ * (what it answers for a NULL handle), without reading past the host's
+ * table. Calls of 1.0 are always there.
+ *
+ * Ownership of what you pass. Every pointer argument is borrowed for the
+ * call only: the host copies what it keeps (SQL, query parameters, topics,
+ * patterns, header names and values, bodies, log text) or encodes it
+ * (JSON) before the call returns, so stack buffers and memory you free
+ * right after are fine. The exceptions, stated at each call: the
+ * descriptor, its config and migration tables and weft_ws_handlers are
+ * read for as long as the version is loaded (static const); and `arg`
+ * pointers are never read or freed by the host: it hands them back to
+ * your callback, so they must live until it ran (for a subscription or a
+ * signup step: as long as the version). A completion callback (of a
+ * query, a transaction step, weft_defer, weft_user_profile) runs exactly
+ * once when its call answered WEFT_OK, and never when the call answered
+ * an error: then free `arg` yourself.
+ *
+ * Ownership of what you get. Every pointer the host returns or passes to
+ * a callback is the host's: never free it, never write to it, and copy
+ * what you keep past its lifetime, which is
+ *   - the version's lifetime for weft_plugin_name(), weft_config_string()
+ *     values and a weft_plugin handle (a reload gives the new version new
+ *     ones; the old version's stay valid while it runs);
+ *   - the request's for its accessors (method, path, parameters, headers,
+ *     id, remote address, body, weft_req_json()'s error text): until the
+ *     request ends, i.e. its answer is complete and none of its callbacks
+ *     is pending;
+ *   - the callback's for a result (weft_db_res) and every string its
+ *     accessors return, and for an event's topic and data;
+ *   - the session's for weft_ws_id() (until close() returned);
+ *   - until the plugin is disabled for the weft_state() block.
+ *
+ * jansson. JSON crosses the ABI as jansson's json_t: weft_req_json(),
+ * weft_db_json() (new references: you json_decref() them),
+ * weft_reply_json(), weft_publish() and weft_tx_publish() (borrowed: the
+ * host encodes the value during the call and neither keeps nor steals
+ * it), and a signup step's body (the host's: never decref it). Because a
+ * json_t made by one copy of jansson must be freed by the same copy, the
+ * plugin must use the libjansson.so that weftd uses (link with
+ * `pkg-config --libs jansson`, no static jansson): the host loads it
+ * first, and the dynamic linker then binds the plugin's libjansson.so.4
+ * to that same copy. Never call json_set_alloc_funcs(): it is
+ * process-wide and the host's. A json_t is not thread-safe: do not share
+ * one between callbacks that may run on different loops without a lock.
+ */
+
+/*
  * Bad arguments. No SDK call crashes on one: a NULL handle, a NULL string
  * or pointer where one is needed, a negative or out-of-range index, count
  * or length, and a call in the wrong state (a second answer, a write to a
@@ -376,13 +459,16 @@ typedef const weft_plugin_desc *(*weft_entry_fn)(void);
     ((h) != NULL && offsetof(weft_api, m) + sizeof(((weft_api *)0)->m) <=     \
                         WEFT__API(h)->struct_size)
 
-/* The host's table behind any handle, or NULL for a NULL handle. */
+/* The host's table behind any handle, or NULL for a NULL handle. The
+ * table is the host's and lives as long as the process; it may be shorter
+ * than this header's struct weft_api (check weft_api_has). */
 static inline const weft_api *weft_api_of(const void *handle)
 {
     return handle != NULL ? WEFT__API(handle) : NULL;
 }
 
-/* The plugin's section name, e.g. "hello". */
+/* The plugin's section name, e.g. "hello" (the host's; lives with the
+ * version). */
 static inline const char *weft_plugin_name(weft_plugin *p)
 {
     if (p == NULL)
@@ -436,7 +522,9 @@ static inline int weft_route(weft_plugin *p, const char *method,
 /* Typed config accessors for keys declared in the descriptor. The value is
  * the file's, overridden by WEFT_PLUGIN_<NAME>_<KEY>, or the default.
  * WEFT_ENOENT for an undeclared (or NULL) key, WEFT_EINVAL for a key of
- * another type or a NULL `out`; *out is left alone on any error. */
+ * another type or a NULL `out`; *out is left alone on any error. A string
+ * in *out is the host's, valid while this version is loaded (a changed
+ * config comes with a new version): never free it. */
 static inline int weft_config_string(weft_plugin *p, const char *key,
                                      const char **out)
 {
@@ -487,7 +575,9 @@ static inline void weft_state_unlock(weft_plugin *p)
         WEFT__API(p)->state_unlock(p);
 }
 
-/* The version of the plugin serving this request. */
+/* The version of the plugin serving this request (valid while the
+ * request is). The request accessors below return the host's strings,
+ * valid until the request ends; `name` arguments are borrowed. */
 static inline weft_plugin *weft_req_plugin(weft_req *r)
 {
     if (r == NULL)
@@ -547,7 +637,8 @@ static inline const char *weft_req_remote(weft_req *r)
     return WEFT__API(r)->req_remote(r);
 }
 /* The raw body (never NULL, "" with *len 0 for a NULL request;
- * NUL-terminated past len for convenience). `len` may be NULL. */
+ * NUL-terminated past len for convenience). `len` may be NULL. The bytes
+ * are the host's, valid until the request ends. */
 static inline const void *weft_req_body(weft_req *r, size_t *len)
 {
     if (r == NULL) {
@@ -561,7 +652,7 @@ static inline const void *weft_req_body(weft_req *r, size_t *len)
  * The body parsed as JSON (strict: valid UTF-8, no trailing data, no
  * duplicate keys). Returns a new reference the caller must json_decref(),
  * or NULL with *error (when `error` is not NULL) set to a message fit for
- * a 400 answer.
+ * a 400 answer: the host's string, valid until the request ends.
  */
 static inline json_t *weft_req_json(weft_req *r, const char **error)
 {
@@ -585,7 +676,8 @@ weft_req_log(weft_req *r, int level, const char *fmt, ...)
 }
 
 /* Add a response header; call before replying. Names and values with CR,
- * LF or NUL are refused, as are the host's own framing headers. */
+ * LF or NUL are refused, as are the host's own framing headers. Both are
+ * copied. */
 static inline int weft_resp_header(weft_req *r, const char *name,
                                    const char *value)
 {
@@ -593,9 +685,10 @@ static inline int weft_resp_header(weft_req *r, const char *name,
         return WEFT_EINVAL;
     return WEFT__API(r)->resp_header(r, name, value);
 }
-/* Answer with a body; the bytes are copied. A status outside 200..599 is
- * answered as 500; a NULL body is an empty one. A second answer, or one
- * during a signup step (answer with weft_signup_done), is refused. */
+/* Answer with a body; the bytes and content type are copied. A status
+ * outside 200..599 is answered as 500; a NULL body is an empty one. A
+ * second answer, or one during a signup step (answer with
+ * weft_signup_done), is refused. */
 static inline int weft_reply(weft_req *r, int status, const char *content_type,
                              const void *body, size_t len)
 {
@@ -603,7 +696,8 @@ static inline int weft_reply(weft_req *r, int status, const char *content_type,
         return WEFT_EINVAL;
     return WEFT__API(r)->reply(r, status, content_type, body, len);
 }
-/* Answer with JSON. Does not steal the reference; a NULL body is
+/* Answer with JSON. Does not steal the reference: the body is encoded
+ * during the call, then yours to change or json_decref(). A NULL body is
  * answered 500. */
 static inline int weft_reply_json(weft_req *r, int status, json_t *body)
 {
@@ -611,7 +705,8 @@ static inline int weft_reply_json(weft_req *r, int status, json_t *body)
         return WEFT_EINVAL;
     return WEFT__API(r)->reply_json(r, status, body);
 }
-/* Answer {"error":{"code":code,"message":message}} with `status`. */
+/* Answer {"error":{"code":code,"message":message}} with `status`; both
+ * strings are copied. */
 static inline int weft_reply_error(weft_req *r, int status, const char *code,
                                    const char *message)
 {
@@ -621,7 +716,7 @@ static inline int weft_reply_error(weft_req *r, int status, const char *code,
 }
 /* Streaming answer: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
  * A status outside 200..599 is refused (nothing is sent). Writes need a
- * started stream that did not end. */
+ * started stream that did not end. Written bytes are copied. */
 static inline int weft_stream_start(weft_req *r, int status,
                                     const char *content_type)
 {
@@ -647,7 +742,8 @@ static inline int weft_stream_end(weft_req *r)
  * request's own loop, where the handler may answer. The plugin version stays
  * loaded until done() returned. If the client went away meanwhile, done() is
  * still called and its answer is discarded. Returns WEFT_EBUSY when the
- * bounded queue is full (answer 503).
+ * bounded queue is full (answer 503). `arg` stays yours: work() and done()
+ * get it, done() is where to free it (neither runs when the call failed).
  */
 static inline int weft_defer(weft_req *r, weft_work_fn work, weft_done_fn done,
                              void *arg)
@@ -666,9 +762,12 @@ static inline int weft_defer(weft_req *r, weft_work_fn work, weft_done_fn done,
  * exceeds [database] query_timeout. When the wait queue is full the call
  * returns WEFT_EBUSY (answer 503, e.g. with weft_db_reply_error(r, NULL)).
  * `nparams` is 0..64 and `params` must hold that many entries; a NULL
- * `sql` or `cb` is refused. The result accessors take NULL (the result a
- * busy pool stands for) and any row or column: outside the result they
- * answer as described per call.
+ * `sql` or `cb` is refused. `sql`, `params` (the array and its strings)
+ * are copied before the call returns; `arg` is handed to `cb`. The result
+ * accessors take NULL (the result a busy pool stands for) and any row or
+ * column: outside the result they answer as described per call. A result
+ * and the strings its accessors return are the host's and live until the
+ * callback returns.
  */
 
 /* Run one statement on a pooled connection (autocommit). */
@@ -687,8 +786,9 @@ static inline int weft_db_query(weft_req *r, const char *sql, int nparams,
  * weft_tx_end(). cb gets the transaction (NULL if BEGIN failed; see res).
  * One statement at a time per transaction (a step while one runs is
  * refused). If the request ends without weft_tx_end(), the host rolls
- * back. The handle stays recognisable until the request ends: steps on a
- * transaction that ended (or is ending) answer WEFT_EINVAL.
+ * back. The handle is the host's and stays recognisable until the request
+ * ends: steps on a transaction that ended (or is ending) answer
+ * WEFT_EINVAL.
  */
 static inline int weft_tx_begin(weft_req *r, weft_tx_fn cb, void *arg)
 {
@@ -704,6 +804,8 @@ static inline int weft_tx_query(weft_tx *tx, const char *sql, int nparams,
 {
     if (tx == NULL)
         return WEFT_EINVAL;
+    if (!weft_api_has(tx, tx_query))
+        return WEFT_ENOSYS;
     return WEFT__API(tx)->tx_query(tx, sql, nparams, params, cb, arg);
 }
 /* COMMIT (commit != 0) or ROLLBACK; cb gets tx == NULL (it is gone) and the
@@ -714,12 +816,15 @@ static inline int weft_tx_end(weft_tx *tx, int commit, weft_tx_fn cb,
 {
     if (tx == NULL)
         return WEFT_EINVAL;
+    if (!weft_api_has(tx, tx_end))
+        return WEFT_ENOSYS;
     return WEFT__API(tx)->tx_end(tx, commit, cb, arg);
 }
-/* 1 when the statement succeeded (0 for NULL). */
+/* 1 when the statement succeeded, else 0 (for NULL too): a predicate,
+ * not a status. */
 static inline int weft_db_ok(const weft_db_res *res)
 {
-    if (res == NULL)
+    if (!weft_api_has(res, db_ok))
         return 0;
     return WEFT__API(res)->db_ok(res);
 }
@@ -727,62 +832,75 @@ static inline int weft_db_ok(const weft_db_res *res)
  * "no result" for NULL. */
 static inline const char *weft_db_error(const weft_db_res *res)
 {
-    if (res == NULL)
+    if (!weft_api_has(res, db_error))
         return "no result";
     return WEFT__API(res)->db_error(res);
 }
 /* The SQLSTATE, e.g. "23505" for a unique violation, or NULL. */
 static inline const char *weft_db_sqlstate(const weft_db_res *res)
 {
-    if (res == NULL)
+    if (!weft_api_has(res, db_sqlstate))
         return NULL;
     return WEFT__API(res)->db_sqlstate(res);
 }
+/* The number of rows, and of columns (0 for NULL or a failed statement):
+ * counts, not statuses. */
 static inline int weft_db_rows(const weft_db_res *res)
 {
-    if (res == NULL)
+    if (!weft_api_has(res, db_rows))
         return 0;
     return WEFT__API(res)->db_rows(res);
 }
 static inline int weft_db_cols(const weft_db_res *res)
 {
-    if (res == NULL)
+    if (!weft_api_has(res, db_cols))
         return 0;
     return WEFT__API(res)->db_cols(res);
 }
 /* A column's name, or NULL outside 0..cols-1. */
 static inline const char *weft_db_colname(const weft_db_res *res, int col)
 {
-    if (res == NULL)
+    if (!weft_api_has(res, db_colname))
         return NULL;
     return WEFT__API(res)->db_colname(res, col);
 }
-/* A value as text ("" for NULL: check weft_db_isnull()); NULL outside the
- * result. */
+/* A value in PostgreSQL's text form ("" for NULL: check
+ * weft_db_isnull()); NULL outside the result. Timestamps here are the
+ * server's text ("2026-12-04 01:16:16.123+00"); weft_db_json() gives
+ * them as RFC 3339. */
 static inline const char *weft_db_value(const weft_db_res *res, int row,
                                         int col)
 {
-    if (res == NULL)
+    if (!weft_api_has(res, db_value))
         return NULL;
     return WEFT__API(res)->db_value(res, row, col);
 }
-/* 1 for SQL NULL, and outside the result (there is no value there). */
+/* 1 for SQL NULL, and outside the result (there is no value there); 0
+ * otherwise. A predicate, not a status. */
 static inline int weft_db_isnull(const weft_db_res *res, int row, int col)
 {
-    if (res == NULL)
+    if (!weft_api_has(res, db_isnull))
         return 1;
     return WEFT__API(res)->db_isnull(res, row, col);
 }
 /*
  * A row as a JSON object keyed by column name (row >= 0), or all rows as an
  * array of objects (row == -1). Integers, floats, booleans, json/jsonb and
- * NULL keep their JSON types; everything else is a string. New reference.
- * NULL for a row outside the result or below -1; an empty array for
- * row == -1 of a NULL or failed result.
+ * NULL keep their JSON types; everything else is a string. Dates and
+ * times are RFC 3339 strings: a date "2026-12-04", a timestamptz in UTC
+ * "2026-12-04T01:16:16.123Z" (the same instant whatever the session's
+ * TimeZone; fraction digits as the server gave them), a timestamp without
+ * time zone "2026-12-04T01:16:16.123" (it has no zone, so none is
+ * added). Values RFC 3339 cannot express (infinity, BC, years past 9999)
+ * stay PostgreSQL's text, as do all of them on a database whose DateStyle
+ * is not ISO (PostgreSQL's default, and the embedded cluster's). A new
+ * reference: json_decref() it; it does not depend on `res` and may
+ * outlive the callback. NULL for a row outside the result or below -1;
+ * an empty array for row == -1 of a NULL or failed result.
  */
 static inline json_t *weft_db_json(const weft_db_res *res, int row)
 {
-    if (res == NULL)
+    if (!weft_api_has(res, db_json))
         return row == -1 ? json_array() : NULL;
     return WEFT__API(res)->db_json(res, row);
 }
@@ -790,12 +908,16 @@ static inline json_t *weft_db_json(const weft_db_res *res, int row)
  * Answer a failed statement: 503 when the database is unreachable, the pool
  * is busy (res == NULL) or the query timed out; 409 for unique and
  * exclusion violations; 500 otherwise. The SQL error goes to the log with
- * the request id, never to the client.
+ * the request id, never to the client. Returns the answer's status
+ * (WEFT_OK once answered); WEFT_ENOSYS on a 1.0 host, which has no
+ * database (nothing is answered: answer yourself).
  */
 static inline int weft_db_reply_error(weft_req *r, const weft_db_res *res)
 {
     if (r == NULL)
         return WEFT_EINVAL;
+    if (!weft_api_has(r, db_reply_error))
+        return WEFT_ENOSYS;
     return WEFT__API(r)->db_reply_error(r, res);
 }
 
@@ -806,7 +928,7 @@ static inline int weft_db_reply_error(weft_req *r, const weft_db_res *res)
  * when the client sent credentials, else 0.
  */
 
-/* The signed-in user's id, or 0. */
+/* The signed-in user's id, or 0 (an id, not a status). */
 static inline int64_t weft_req_user(weft_req *r)
 {
     if (!weft_api_has(r, req_user))
@@ -822,7 +944,8 @@ static inline int weft_req_has_role(weft_req *r, const char *role)
     return WEFT__API(r)->req_has_role(r, role);
 }
 /* Look up the public profile of any user: cb gets zero or one row with the
- * columns id, username, display_name. An id below 1 is refused. */
+ * columns id, username, display_name (a result, as for weft_db_query).
+ * An id below 1 is refused. */
 static inline int weft_user_profile(weft_req *r, int64_t user_id,
                                     weft_db_fn cb, void *arg)
 {
@@ -845,7 +968,7 @@ static inline int weft_user_profile(weft_req *r, int64_t user_id,
 
 /* Declare topics `pattern` (under "<plugin>.") and who may subscribe:
  * `auth` decides when given, otherwise `flags` do. Call from init only.
- * A topic nobody declared is closed to clients. */
+ * A topic nobody declared is closed to clients. `pattern` is copied. */
 static inline int weft_topic(weft_plugin *p, const char *pattern,
                              unsigned flags, weft_topic_auth_fn auth)
 {
@@ -855,10 +978,11 @@ static inline int weft_topic(weft_plugin *p, const char *pattern,
         return WEFT_ENOSYS;
     return WEFT__API(p)->topic(p, pattern, flags, auth);
 }
-/* Publish `data` (any JSON value; not stolen) on `topic` (under
- * "<plugin>."), from any thread: it reaches subscribers on this node at
- * once and other nodes through NATS when configured. Not transactional:
- * use weft_tx_publish() for events that must follow a commit. */
+/* Publish `data` (any JSON value; borrowed: encoded during the call, not
+ * stolen, then yours again) on `topic` (under "<plugin>.", copied), from
+ * any thread: it reaches subscribers on this node at once and other
+ * nodes through NATS when configured. Not transactional: use
+ * weft_tx_publish() for events that must follow a commit. */
 static inline int weft_publish(weft_plugin *p, const char *topic,
                                json_t *data)
 {
@@ -869,7 +993,9 @@ static inline int weft_publish(weft_plugin *p, const char *topic,
     return WEFT__API(p)->publish(p, topic, data);
 }
 /* Receive every message on topics matching `pattern` (any topic, other
- * plugins' too). Call from init only; ends with the version. */
+ * plugins' too; copied). Call from init only; ends with the version.
+ * `arg` is passed to every call of `fn`: it must live as long as the
+ * version (e.g. NULL, or a pointer into the state slot). */
 static inline int weft_subscribe(weft_plugin *p, const char *pattern,
                                  weft_event_fn fn, void *arg)
 {
@@ -883,7 +1009,9 @@ static inline int weft_subscribe(weft_plugin *p, const char *pattern,
  * goes out if and only if the transaction commits, also when weftd
  * restarts in between. At least once: a crash between sending and
  * recording it sends it again, so make consumers idempotent (put an id in
- * the data). cb runs like a tx step (res is the INSERT's result). Outside
+ * the data). `data` is borrowed: encoded (compact JSON) during the call,
+ * neither kept nor stolen, so json_decref() it when you like; `topic` is
+ * copied. cb runs like a tx step (res is the INSERT's result). Outside
  * a live transaction (NULL, ended, ending) it answers WEFT_EINVAL. */
 static inline int weft_tx_publish(weft_tx *tx, const char *topic,
                                   json_t *data, weft_tx_fn cb, void *arg)
@@ -899,6 +1027,8 @@ static inline int weft_tx_publish(weft_tx *tx, const char *topic,
  * WEFT_ROUTE_USER makes it need a signed-in user). The host does the
  * handshake, framing, pings, limits and Origin check; `h` must be static
  * (it is read at each call through the serving version). Init only.
+ * `pattern` is copied. The session handle passed to the handlers is the
+ * host's, valid until close() returned.
  */
 static inline int weft_ws_route(weft_plugin *p, const char *pattern,
                                 unsigned flags, const weft_ws_handlers *h)
@@ -909,52 +1039,59 @@ static inline int weft_ws_route(weft_plugin *p, const char *pattern,
         return WEFT_ENOSYS;
     return WEFT__API(p)->ws_route(p, pattern, flags, h);
 }
-/* The version of the plugin handling this call. */
+/* The version of the plugin handling this call (valid during it). */
 static inline weft_plugin *weft_ws_plugin(weft_ws *ws)
 {
-    if (ws == NULL)
+    if (!weft_api_has(ws, ws_plugin))
         return NULL;
     return WEFT__API(ws)->ws_plugin(ws);
 }
-/* Send a message (copied). Text must be valid UTF-8. WEFT_EBUSY when the
- * client is too slow (the host then closes it), WEFT_ERR once the session
- * is closing. Only from the session's callbacks. */
+/* Send a message (`data` is copied). Text must be valid UTF-8. WEFT_EBUSY
+ * when the client is too slow (the host then closes it), WEFT_ERR once the
+ * session is closing. Only from the session's callbacks. */
 static inline int weft_ws_send(weft_ws *ws, const char *data, size_t len,
                                int binary)
 {
     if (ws == NULL)
         return WEFT_EINVAL;
+    if (!weft_api_has(ws, ws_send))
+        return WEFT_ENOSYS;
     return WEFT__API(ws)->ws_send(ws, data, len, binary);
 }
 /* Close with `code` (1000, or 3000-4999 for the application) and a reason
- * of at most 123 bytes of UTF-8 (or NULL). */
+ * of at most 123 bytes of UTF-8 (or NULL; copied). */
 static inline int weft_ws_close(weft_ws *ws, int code, const char *reason)
 {
     if (ws == NULL)
         return WEFT_EINVAL;
+    if (!weft_api_has(ws, ws_close))
+        return WEFT_ENOSYS;
     return WEFT__API(ws)->ws_close(ws, code, reason);
 }
-/* The signed-in user of the session, or 0. */
+/* The signed-in user of the session, or 0 (an id, not a status). */
 static inline int64_t weft_ws_user(weft_ws *ws)
 {
-    if (ws == NULL)
+    if (!weft_api_has(ws, ws_user))
         return 0;
     return WEFT__API(ws)->ws_user(ws);
 }
-/* The session's id (unique on this node; "" for NULL). */
+/* The session's id (unique on this node; "" for NULL): the host's string,
+ * valid until close() returned. */
 static inline const char *weft_ws_id(weft_ws *ws)
 {
-    if (ws == NULL)
+    if (!weft_api_has(ws, ws_id))
         return "";
     return WEFT__API(ws)->ws_id(ws);
 }
 /* Also deliver messages of `topic` (a topic or pattern) to this session,
  * as {"type":"message",...} text frames; no client authorization is
- * applied: the plugin decides. */
+ * applied: the plugin decides. `topic` is copied. */
 static inline int weft_ws_subscribe(weft_ws *ws, const char *topic)
 {
     if (ws == NULL)
         return WEFT_EINVAL;
+    if (!weft_api_has(ws, ws_subscribe))
+        return WEFT_ENOSYS;
     return WEFT__API(ws)->ws_subscribe(ws, topic);
 }
 
@@ -964,7 +1101,8 @@ static inline int weft_ws_subscribe(weft_ws *ws, const char *topic)
  * referral link, a default list) register a signup step: it runs in the
  * registration's own transaction, so the account and the plugin's rows
  * exist together or not at all. Steps run one after another, in the order
- * the plugins are configured.
+ * the plugins are configured. `arg` is passed to every step: it must live
+ * as long as the version.
  */
 static inline int weft_on_signup(weft_plugin *p, weft_signup_fn fn, void *arg)
 {
@@ -979,7 +1117,8 @@ static inline int weft_on_signup(weft_plugin *p, weft_signup_fn fn, void *arg)
  * registration is rolled back and answered with it), or 500..599 for a
  * failure of the plugin's own (any other status counts as 500). Call
  * exactly once per step: a second call, or one outside a step, is
- * refused; the step's transaction handle stops working here. */
+ * refused; the step's transaction handle and body stop working here.
+ * `code` and `message` are copied. */
 static inline int weft_signup_done(weft_req *r, int status, const char *code,
                                    const char *message)
 {

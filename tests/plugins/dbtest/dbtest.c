@@ -256,6 +256,22 @@ static int dbtest_whoami(weft_req *r)
     return WEFT_OK;
 }
 
+/* Dates and times as weft_db_json gives them; the session's TimeZone is
+ * +05:30 for this statement only (set_config(..., true) ends with it),
+ * which must not change the instants. */
+static int dbtest_times(weft_req *r)
+{
+    if (weft_db_query(r,
+                      "SELECT set_config('TimeZone', '5.5', true) AS zone,"
+                      " timestamptz '2026-12-04 01:16:16.123+00' AS tz,"
+                      " timestamp '2026-12-04 01:16:16.5' AS ts,"
+                      " date '2026-12-04' AS d,"
+                      " timestamptz 'infinity' AS inf",
+                      0, NULL, dbtest_got, NULL) != WEFT_OK)
+        return weft_db_reply_error(r, NULL);
+    return WEFT_OK;
+}
+
 static int dbtest_init(weft_plugin *p)
 {
     if (weft_route(p, "POST", "/api/dbtest/items", 0, dbtest_create) ||
@@ -264,6 +280,7 @@ static int dbtest_init(weft_plugin *p)
         weft_route(p, "GET", "/api/dbtest/sleep", 0, dbtest_sleep) ||
         weft_route(p, "POST", "/api/dbtest/pair", 0, dbtest_pair) ||
         weft_route(p, "GET", "/api/dbtest/version", 0, dbtest_version) ||
+        weft_route(p, "GET", "/api/dbtest/times", 0, dbtest_times) ||
         weft_route(p, "GET", "/api/dbtest/whoami", WEFT_ROUTE_USER,
                    dbtest_whoami))
         return WEFT_ERR;
