@@ -7,11 +7,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "auth_session.h"
 #include "log.h"
-#include "rt.h"
+#include "loop.h"
 
 #define WSESS_SLOTS 16384
 
@@ -26,14 +25,12 @@ static struct {
     struct wsess_slot *slots;
     long long ttl_ms;
     uint64_t gen;
-} wsess = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+    void (*on_change)(int64_t id);
+} wsess = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL};
 
-static int64_t wsess_now_ms(void)
+void wsess_on_change(void (*fn)(int64_t id))
 {
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    wsess.on_change = fn;
 }
 
 int wsess_init(long long ttl_ms)
@@ -54,7 +51,7 @@ void wsess_fini(void)
 int wsess_get(int64_t id, struct wsess_state *out)
 {
     int hit = 0;
-    int64_t now = wsess_now_ms();
+    int64_t now = wloop_now_ms();
 
     pthread_mutex_lock(&wsess.mu);
     if (wsess.slots != NULL && id > 0) {
@@ -84,7 +81,7 @@ void wsess_put(int64_t id, const struct wsess_state *st, uint64_t gen)
     if (wsess.slots != NULL && id > 0 && gen == wsess.gen) {
         struct wsess_slot *s = &wsess.slots[(uint64_t)id % WSESS_SLOTS];
         s->id = id;
-        s->born_ms = wsess_now_ms();
+        s->born_ms = wloop_now_ms();
         s->st = *st;
     }
     pthread_mutex_unlock(&wsess.mu);
@@ -100,7 +97,8 @@ void wsess_forget(int64_t id)
             s->id = 0;
     }
     pthread_mutex_unlock(&wsess.mu);
-    wrt_revoke_user(id);
+    if (wsess.on_change != NULL)
+        wsess.on_change(id);
 }
 
 void wsess_on_notify(const char *channel, const char *payload, void *arg)

@@ -28,7 +28,11 @@ int wsess_get(int64_t id, struct wsess_state *out);
  * fetched row may predate it). */
 uint64_t wsess_gen(void);
 void wsess_put(int64_t id, const struct wsess_state *st, uint64_t gen);
-/* The account changed: drop its entry and end its realtime sessions. */
+/* Who hears of a changed account (set once before the loops start): the
+ * wiring hands realtime's session revocation here, since realtime sits
+ * above identity and this file must not call up into it. */
+void wsess_on_change(void (*fn)(int64_t id));
+/* The account changed: drop its entry and tell the on_change hook. */
 void wsess_forget(int64_t id);
 /* A wdbl_fn for "weft_account" (payload: the account id). */
 void wsess_on_notify(const char *channel, const char *payload, void *arg);

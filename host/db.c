@@ -39,6 +39,7 @@
 #include "db_cancel.h"
 #include "host.h"
 #include "log.h"
+#include "loop.h"
 #include "request.h"
 
 #define WDB_MAX_PARAMS 64
@@ -161,14 +162,6 @@ static struct wdb_loop *wdb_loop_of(struct wloop *l)
 {
     return wdb_on && l->id >= 0 && l->id < whost_g->nloops ? &wdb_loops[l->id]
                                                            : NULL;
-}
-
-static long long wdb_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void wdb_tv(struct timeval *tv, long long ms)
@@ -374,7 +367,7 @@ static void wdb_settle_check(struct wdb_conn *c)
         wdb_pump(c->dl);
         return;
     }
-    if (wdb_now_ms() >= c->settle_until)
+    if (wloop_now_ms() >= c->settle_until)
         wdb_down(c, "an abandoned statement did not end within "
                     "query_timeout");
 }
@@ -392,7 +385,7 @@ static void wdb_settle(struct wdb_conn *c)
 
     if (c->state != DBC_SETTLING) {
         c->state = DBC_SETTLING;
-        c->settle_until = wdb_now_ms() + wdb_cfg.query_timeout_ms;
+        c->settle_until = wloop_now_ms() + wdb_cfg.query_timeout_ms;
         wdb_tv(&tv, WDB_SETTLE_POLL);
         if (evtimer_add(c->settle, &tv) != 0) {
             wdb_down(c, "out of memory");

@@ -32,6 +32,7 @@
 #include "peer.h"
 #include "plugin.h"
 #include "router.h"
+#include "rt.h"
 #include "settings.h"
 #include "watch.h"
 #include "worker.h"
@@ -532,6 +533,8 @@ static int wmain_run(const char *path)
         wdiag_free(&d);
         goto out;
     }
+    /* A changed account ends its realtime sessions. */
+    wsess_on_change(wrt_revoke_user);
     if (wplug_init() != 0 || wbuiltin_register() != 0 || wauth_routes() != 0 ||
         wbus_routes() != 0 || wstatic_routes(h->set->web_root) != 0 ||
         wbus_start(h) != 0) {
