@@ -553,11 +553,9 @@ static void wapi_db_done(struct wdb_tx *tx, const struct weft_db_res *res,
 static struct wapi_dbcall *wapi_dbcall_new(struct weft_req *r, weft_db_fn fn,
                                            weft_tx_fn tfn, void *arg)
 {
-    struct wapi_dbcall *c;
+    /* The arguments were checked by wapi_sql_args(). */
+    struct wapi_dbcall *c = calloc(1, sizeof(*c));
 
-    if (r == NULL || r->finished || (fn == NULL && tfn == NULL))
-        return NULL;
-    c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->fn = fn;
@@ -589,7 +587,8 @@ static int wapi_sql_args(struct weft_req *q, const char *call,
         return wapi_bad_req(q, call, "NULL callback");
     if (sql == NULL)
         return wapi_bad_req(q, call, "NULL SQL");
-    if (nparams < 0 || nparams > 64 || (nparams > 0 && params == NULL))
+    if (nparams < 0 || nparams > WDB_MAX_PARAMS ||
+        (nparams > 0 && params == NULL))
         return wapi_bad_req(q, call, "parameter count out of range");
     return WEFT_OK;
 }

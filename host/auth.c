@@ -217,14 +217,6 @@ void wauth_fini(void)
 
 /* ---- small helpers ----------------------------------------------------- */
 
-/* The client's address without the port: the rate-limit key. */
-static void wauth_addr(struct weft_req *r, char *out, size_t size)
-{
-    /* Behind a trusted proxy, every client would share the proxy's
-     * socket address (and its buckets): the proxy-resolved one counts. */
-    snprintf(out, size, "%s", wreq_client_ip(r));
-}
-
 /* Take a token from bucket `what:key`; answers 429 and returns 0 when the
  * bucket is empty. */
 static int wauth_limit(struct weft_req *r, const char *what, const char *key,
@@ -926,10 +918,12 @@ static void wauth_hashed(weft_req *r, void *arg)
 static int wauth_register(weft_req *r)
 {
     struct wauth_op *op;
-    char addr[80], msg[160];
+    /* The rate-limit key: behind a trusted proxy the client it names, or
+     * every client would share the proxy's buckets. */
+    const char *addr = wreq_client_ip(r);
+    char msg[160];
     const char *why = NULL, *pwhy = NULL;
 
-    wauth_addr(r, addr, sizeof(addr));
     if (!wauth_limit(r, "register", addr, wauth.register_rate))
         return WEFT_OK;
     op = wauth_op_new(r);
@@ -1078,11 +1072,11 @@ static void wauth_login_slowed(evutil_socket_t fd, short what, void *arg)
 static int wauth_login(weft_req *r)
 {
     struct wauth_op *op;
-    char addr[80], key[WRL_KEY_MAX];
+    const char *addr = wreq_client_ip(r);
+    char key[WRL_KEY_MAX];
     const char *session;
     long delay;
 
-    wauth_addr(r, addr, sizeof(addr));
     if (!wauth_limit(r, "login", addr, wauth.login_rate))
         return WEFT_OK;
     op = wauth_op_new(r);
@@ -1232,12 +1226,12 @@ WAUTH_STEP(wauth_rotated_cb, wauth_rotated)
 static int wauth_refresh(weft_req *r)
 {
     struct wauth_op *op;
-    char addr[80], tok[WTOK_LEN + 1], newhex[2 * WTOK_HASHLEN + 1], ttl[64],
+    const char *addr = wreq_client_ip(r);
+    char tok[WTOK_LEN + 1], newhex[2 * WTOK_HASHLEN + 1], ttl[64],
         sql[1024];
     unsigned char h[WTOK_HASHLEN], nh[WTOK_HASHLEN];
     const char *p[4];
 
-    wauth_addr(r, addr, sizeof(addr));
     if (!wauth_limit(r, "refresh", addr, wauth.refresh_rate))
         return WEFT_OK;
     op = wauth_op_new_lenient(r);
@@ -1619,10 +1613,7 @@ int wauth_backfill(const char *conninfo, struct wdiag *d)
     PGresult *res;
     int rc = 0;
 
-    if (wname_init() != 0) {
-        wdiag_add(d, NULL, 0, "cannot set up ICU's spoof checker");
-        return -1;
-    }
+    /* wauth_init() set up the spoof checker (wname_init). */
     pg = wauth_cli_conn(conninfo, d);
     if (pg == NULL)
         return -1;

@@ -42,7 +42,6 @@
 #include "loop.h"
 #include "request.h"
 
-#define WDB_MAX_PARAMS 64
 #define WDB_MAX_STMTS 128   /* prepared statements kept per connection */
 #define WDB_BACKOFF_MIN 100 /* ms */
 #define WDB_BACKOFF_MAX 5000

@@ -12,6 +12,9 @@ struct weft_req;
 struct wdb_op;
 struct wdb_tx;
 
+/* Parameters one statement may take (the SDK refuses more up front). */
+#define WDB_MAX_PARAMS 64
+
 struct wdb_config {
     char *conninfo;
     int pool_size;   /* connections per loop          */

@@ -76,15 +76,13 @@ int wdbc_start(int nthreads, int queue_max)
     int rc = 0;
 
     pthread_mutex_lock(&wdbc_mu);
+    wdbc_stopping = 0;
+    wdbc_max = queue_max;
     if (wdbc_threads > 0) {
         /* Still there from an earlier start (a stuck thread or two). */
-        wdbc_stopping = 0;
-        wdbc_max = queue_max;
         pthread_mutex_unlock(&wdbc_mu);
         return 0;
     }
-    wdbc_stopping = 0;
-    wdbc_max = queue_max;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
     for (int i = 0; i < nthreads; i++) {
@@ -173,21 +171,20 @@ int wdbc_done(struct wdbc_job *j)
 
 void wdbc_drop(struct wdbc_job *j)
 {
-    struct wdbc_job **pp;
+    struct wdbc_job **pp, *prev = NULL;
 
     if (j == NULL)
         return;
     pthread_mutex_lock(&wdbc_mu);
     if (j->state == WDBC_QUEUED) {
         /* Not started: nobody needs it any more. */
-        for (pp = &wdbc_head; *pp != NULL; pp = &(*pp)->next)
+        for (pp = &wdbc_head; *pp != NULL; prev = *pp, pp = &(*pp)->next)
             if (*pp == j) {
                 *pp = j->next;
                 break;
             }
-        wdbc_tail = NULL;
-        for (struct wdbc_job *q = wdbc_head; q != NULL; q = q->next)
-            wdbc_tail = q;
+        if (wdbc_tail == j)
+            wdbc_tail = prev;
         wdbc_queued--;
         j->state = WDBC_DONE;
         j->refs--; /* the thread's share: it never took the job */

@@ -246,8 +246,7 @@ int wconn_stream_open(struct wconn *c)
 
     /* A trusted proxy's own requests are not limited (see [server]
      * trusted_proxies): only the clients it names are. */
-    if (c->streamed || !c->has_peer ||
-        wproxy_trusted(&wpeer_conf()->proxies, &c->client))
+    if (c->streamed || !c->has_peer || wpeer_is_proxy(&c->client))
         return 0;
     rc = wpeer_stream_take(&c->client, now);
     if (rc != WPEER_OK) {
@@ -279,7 +278,7 @@ static int wconn_attribute(struct wconn *c)
     }
     c->client = who;
     wproxy_format(&who, c->client_ip, sizeof(c->client_ip));
-    if (wproxy_trusted(&wpeer_conf()->proxies, &who))
+    if (wpeer_is_proxy(&who))
         return 0; /* no header: the proxy itself, which is not limited */
     /* No rate: a proxy's connections are not its clients' (one per request
      * without upstream keep-alive, shared with it), so connections per
@@ -720,21 +719,20 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
     struct wconn *c;
     struct wproxy_addr peer;
     char ip[INET6_ADDRSTRLEN] = "?";
-    int one = 1, port = 0, in_use, has_peer, rc = WPEER_OK;
+    int one = 1, port = 0, in_use, has_peer, proxied, rc = WPEER_OK;
     int64_t now = wloop_now_ms();
 
     (void)lst;
     (void)salen;
     has_peer = wproxy_from_sockaddr(sa, &peer) == 0;
+    proxied = has_peer && wpeer_is_proxy(&peer);
     in_use = atomic_fetch_add(&whost_g->nconns, 1) + 1;
     /* Refused connections are closed at once, before a byte is read: an
      * answer would cost the buffers and time the limit is there to save,
      * and a flood would get it written back at the rate it connects. */
-    if (l->draining)
+    if (l->draining || in_use > whost_g->lim.max_connections)
         rc = WPEER_GLOBAL;
-    else if (in_use > whost_g->lim.max_connections)
-        rc = WPEER_GLOBAL;
-    else if (has_peer && !wpeer_is_proxy(&peer))
+    else if (has_peer && !proxied)
         rc = wpeer_conn_take(&peer, in_use, 1, now);
     if (rc != WPEER_OK) {
         atomic_fetch_sub(&whost_g->nconns, 1);
@@ -745,7 +743,7 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        if (has_peer && !wpeer_is_proxy(&peer))
+        if (has_peer && !proxied)
             wpeer_conn_drop(&peer, now);
         atomic_fetch_sub(&whost_g->nconns, 1);
         evutil_closesocket(fd);
@@ -755,7 +753,7 @@ void wconn_accept(struct evconnlistener *lst, evutil_socket_t fd,
         c->has_peer = 1;
         c->peer = peer;
         c->client = peer;
-        c->proxied = wpeer_is_proxy(&peer) != 0;
+        c->proxied = proxied;
         c->counted = !c->proxied;
         wproxy_format(&peer, c->client_ip, sizeof(c->client_ip));
     } else {

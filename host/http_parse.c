@@ -12,6 +12,12 @@ static int whttp_tchar(unsigned char c)
     return isalnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/* A control character other than HTAB: never allowed in a field value. */
+static int whttp_ctl(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
 static char *whttp_trim(char *s, char *e)
 {
     while (s < e && (*s == ' ' || *s == '\t'))
@@ -206,7 +212,7 @@ int whttp_parse_head(char *buf, size_t len, const struct whttp_limits *lim,
         hdrs[out->nheaders].name = p;
         hdrs[out->nheaders].value = whttp_trim(colon + 1, eol - 1);
         for (const char *q = hdrs[out->nheaders].value; *q; q++)
-            if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f) {
+            if (whttp_ctl((unsigned char)*q)) {
                 *why = "control character in header value";
                 return 400;
             }
@@ -377,11 +383,11 @@ static const char *whttp_quoted_end(const char *p, const char *e)
             if (++p == e)
                 return NULL;
             c = (unsigned char)*p;
-            if (c != '\t' && (c < 0x20 || c == 0x7f))
+            if (whttp_ctl(c))
                 return NULL;
             continue;
         }
-        if (c != '\t' && (c < 0x20 || c == 0x7f))
+        if (whttp_ctl(c))
             return NULL;
     }
     return NULL;
@@ -440,7 +446,7 @@ int whttp_trailer_line(const char *line, size_t len)
     if (q == line || q == e || *q != ':')
         return -1;
     for (q++; q < e; q++)
-        if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
+        if (whttp_ctl((unsigned char)*q))
             return -1;
     return 0;
 }

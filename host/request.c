@@ -75,6 +75,15 @@ const char *wreq_client_ip(const struct weft_req *r)
     return r->conn != NULL ? r->conn->client_ip : "?";
 }
 
+int wreq_stream_admit(struct weft_req *r)
+{
+    if (r->conn == NULL || wconn_stream_open(r->conn) == 0)
+        return 0;
+    wreq_reply_error(r, 429, "too_many_streams",
+                     "too many open streams from your address");
+    return -1;
+}
+
 const char *wreq_keep(struct weft_req *r, char *s)
 {
     char **a;

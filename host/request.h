@@ -86,11 +86,11 @@ void wapi_req_release(struct weft_req *r);
 struct weft_req *wreq_new(struct wconn *conn);
 void wreq_free(struct weft_req *r);
 
-/* Send a complete answer (copied). `ctype` may be NULL (no body type). */
 /* Route the request again, from matching on (after auth fetched the
  * account it needed: wauth_request returned 1). */
 void wreq_reroute(struct weft_req *r);
 
+/* Send a complete answer (copied). `ctype` may be NULL (no body type). */
 int wreq_reply(struct weft_req *r, int status, const char *ctype,
                const void *body, size_t len);
 int wreq_reply_error(struct weft_req *r, int status, const char *code,
@@ -126,6 +126,11 @@ void wreq_complete(struct weft_req *r, void (*call)(struct weft_req *, void *),
  * trusted proxy ([server] trusted_proxies) the address the proxy forwarded.
  * The key for per-client limits; req_remote stays the socket's. */
 const char *wreq_client_ip(const struct weft_req *r);
+
+/* Count a realtime stream (SSE, WebSocket) for the request's client
+ * ([server] max_streams_per_address). Returns 0, or -1 after answering
+ * 429 too_many_streams. */
+int wreq_stream_admit(struct weft_req *r);
 
 /* Keep a malloc'd string until the request ends; returns it. */
 const char *wreq_keep(struct weft_req *r, char *s);

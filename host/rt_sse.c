@@ -230,10 +230,9 @@ int wrt_sse_handler(weft_req *r)
         wsse_free_topics(topics, n);
         return wreq_reply_error(r, st, code, why);
     }
-    if (wconn_stream_open(r->conn) != 0) {
+    if (wreq_stream_admit(r) != 0) {
         wsse_free_topics(topics, n);
-        return wreq_reply_error(r, 429, "too_many_streams",
-                                "too many open streams from your address");
+        return WEFT_OK;
     }
     last = whttp_header(&r->head, "Last-Event-ID");
     if (last == NULL)

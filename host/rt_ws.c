@@ -892,9 +892,8 @@ int wrt_ws_handler(weft_req *r)
 
     if (ws_handshake(r, accept) != 0)
         return WEFT_OK;
-    if (wconn_stream_open(r->conn) != 0)
-        return wreq_reply_error(r, 429, "too_many_streams",
-                                "too many open streams from your address");
+    if (wreq_stream_admit(r) != 0)
+        return WEFT_OK;
     w = ws_new(r, &ws_api_ops, NULL, NULL);
     if (w == NULL)
         return wreq_reply_error(r, 503, "unavailable", "out of memory");
@@ -926,10 +925,9 @@ int wrt_ws_plugin_handler(weft_req *r)
         return wreq_reply_error(r, 503, "unavailable",
                                 "this WebSocket endpoint is not available "
                                 "now");
-    if (wconn_stream_open(r->conn) != 0) {
+    if (wreq_stream_admit(r) != 0) {
         wplug_inst_release(ent.inst);
-        return wreq_reply_error(r, 429, "too_many_streams",
-                                "too many open streams from your address");
+        return WEFT_OK;
     }
     w = ws_new(r, &ws_plugin_ops, r->inst->slot->name,
                r->match.route->pattern);

@@ -117,6 +117,15 @@ static void wsignup_refuse(struct wsignup *s)
     }
 }
 
+/* Refuse with 503 unavailable: the host could not go on (memory, queue). */
+static void wsignup_unavailable(struct wsignup *s, const char *msg)
+{
+    s->status = 503;
+    snprintf(s->code, sizeof(s->code), "unavailable");
+    snprintf(s->msg, sizeof(s->msg), "%s", msg);
+    wsignup_refuse(s);
+}
+
 static void wsignup_committed(struct wsignup *s, struct wdb_tx *tx,
                               const struct weft_db_res *res)
 {
@@ -140,20 +149,14 @@ static void wsignup_next(struct wsignup *s)
         wreq_pending_add(s->r);
         if (wdb_tx_end(s->tx, 1, wsignup_committed_cb, s) != 0) {
             s->r->pending--;
-            s->status = 503;
-            snprintf(s->code, sizeof(s->code), "unavailable");
-            snprintf(s->msg, sizeof(s->msg), "the database is busy");
-            wsignup_refuse(s);
+            wsignup_unavailable(s, "the database is busy");
         }
         return;
     }
     /* The step's own handle: it stops working at weft_signup_done, so a
      * plugin that keeps it cannot reach the transaction after COMMIT. */
     if ((tx = wapi_tx_lend(s->r, s->tx)) == NULL) {
-        s->status = 503;
-        snprintf(s->code, sizeof(s->code), "unavailable");
-        snprintf(s->msg, sizeof(s->msg), "out of memory");
-        wsignup_refuse(s);
+        wsignup_unavailable(s, "out of memory");
         return;
     }
     e = &s->steps[s->next++];
@@ -175,10 +178,7 @@ static void wsignup_inserted(struct wsignup *s, struct wdb_tx *tx,
     }
     s->row = PQcopyResult(res->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
     if (s->row == NULL || PQntuples(s->row) != 1) {
-        s->status = 503;
-        snprintf(s->code, sizeof(s->code), "unavailable");
-        snprintf(s->msg, sizeof(s->msg), "out of memory");
-        wsignup_refuse(s);
+        wsignup_unavailable(s, "out of memory");
         return;
     }
     s->uid = strtoll(PQgetvalue(s->row, 0, 0), NULL, 10);
@@ -198,10 +198,7 @@ static void wsignup_begun(struct wsignup *s, struct wdb_tx *tx,
     if (wdb_tx_query(tx, s->sql, s->nparams, (const char *const *)s->params,
                      wsignup_inserted_cb, s) != 0) {
         s->r->pending--;
-        s->status = 503;
-        snprintf(s->code, sizeof(s->code), "unavailable");
-        snprintf(s->msg, sizeof(s->msg), "the database is busy");
-        wsignup_refuse(s);
+        wsignup_unavailable(s, "the database is busy");
     }
 }
 WSIGNUP_CB(wsignup_begun_cb, wsignup_begun)

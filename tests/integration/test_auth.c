@@ -112,6 +112,19 @@ static void au_call(weft_harness *h, const char *method, const char *path,
     free(hdrs);
 }
 
+/* POST with credentials in cookie `cookie` (= `val`) and `csrf` both as
+ * the weft_csrf cookie and the X-CSRF-Token header (the double submit). */
+static void au_csrf_post(weft_harness *h, const char *path, const char *cookie,
+                         const char *val, const char *csrf, const char *body,
+                         weft_hresp *out)
+{
+    char *hdr = it_strf("Cookie: %s=%s; weft_csrf=%s\r\nX-CSRF-Token: %s\r\n",
+                        cookie, val, csrf, csrf);
+
+    au_call(h, "POST", path, hdr, body, out);
+    free(hdr);
+}
+
 /* The same, from the local address `src` (e.g. "127.0.0.7"). */
 static void au_call_from(weft_harness *h, const char *src, const char *method,
                          const char *path, const char *extra, const char *body,
@@ -2501,7 +2514,7 @@ END_TEST
 
 START_TEST(csrf_bound_to_session)
 {
-    char *dir = au_tmpdir(), *auth, *ca, *cr, *cc, *ba, *br, *bc, *hdr;
+    char *dir = au_tmpdir(), *auth, *ca, *cr, *cc, *ba, *br, *bc;
     weft_harness *h;
     struct au_sess s1, s2;
     weft_hresp r;
@@ -2516,56 +2529,38 @@ START_TEST(csrf_bound_to_session)
     au_cookie_login(h, "mal@example.com", "malpass123", 0, &ba, &br, &bc);
 
     /* a tossed cookie with a matching header: "x" / "x" */
-    hdr = it_strf("Cookie: weft_access=%s; weft_csrf=x\r\nX-CSRF-Token: x\r\n",
-                  ca);
-    au_call(h, "POST", "/api/auth/password", hdr, pw, &r);
+    au_csrf_post(h, "/api/auth/password", "weft_access", ca, "x", pw, &r);
     ck_assert_msg(r.status == 403, "a tossed weft_csrf=x with X-CSRF-Token: x "
                                    "was accepted: %d %.300s",
                   r.status, r.body);
     it_assert_error(&r, 403, "csrf");
     weft_hresp_free(&r);
-    free(hdr);
     /* the attacker's own, genuine token, tossed into the victim's jar */
-    hdr = it_strf("Cookie: weft_access=%s; weft_csrf=%s\r\nX-CSRF-Token: %s\r\n",
-                  ca, bc, bc);
-    au_call(h, "POST", "/api/auth/password", hdr, pw, &r);
+    au_csrf_post(h, "/api/auth/password", "weft_access", ca, bc, pw, &r);
     ck_assert_msg(r.status == 403, "another session's CSRF token was "
                                    "accepted: %d %.300s",
                   r.status, r.body);
     weft_hresp_free(&r);
-    free(hdr);
     /* the same for refresh and logout on cookies */
-    hdr = it_strf("Cookie: weft_refresh=%s; weft_csrf=x\r\nX-CSRF-Token: x\r\n",
-                  cr);
-    au_call(h, "POST", "/api/auth/refresh", hdr, NULL, &r);
+    au_csrf_post(h, "/api/auth/refresh", "weft_refresh", cr, "x", NULL, &r);
     it_assert_error(&r, 403, "csrf");
     weft_hresp_free(&r);
-    au_call(h, "POST", "/api/auth/logout", hdr, NULL, &r);
+    au_csrf_post(h, "/api/auth/logout", "weft_refresh", cr, "x", NULL, &r);
     ck_assert_int_eq(r.status, 403);
     weft_hresp_free(&r);
-    free(hdr);
-    hdr = it_strf("Cookie: weft_refresh=%s; weft_csrf=%s\r\nX-CSRF-Token: %s\r\n",
-                  cr, bc, bc);
-    au_call(h, "POST", "/api/auth/refresh", hdr, NULL, &r);
+    au_csrf_post(h, "/api/auth/refresh", "weft_refresh", cr, bc, NULL, &r);
     ck_assert_msg(r.status == 401 || r.status == 403,
                   "a refresh with another session's CSRF token: %d %.300s",
                   r.status, r.body);
     weft_hresp_free(&r);
-    free(hdr);
     /* the session's own token works (the password is judged: 401) */
-    hdr = it_strf("Cookie: weft_access=%s; weft_csrf=%s\r\nX-CSRF-Token: %s\r\n",
-                  ca, cc, cc);
-    au_call(h, "POST", "/api/auth/password", hdr, pw, &r);
+    au_csrf_post(h, "/api/auth/password", "weft_access", ca, cc, pw, &r);
     it_assert_error(&r, 401, "invalid_credentials");
     weft_hresp_free(&r);
-    free(hdr);
-    hdr = it_strf("Cookie: weft_refresh=%s; weft_csrf=%s\r\nX-CSRF-Token: %s\r\n",
-                  cr, cc, cc);
-    au_call(h, "POST", "/api/auth/refresh", hdr, NULL, &r);
+    au_csrf_post(h, "/api/auth/refresh", "weft_refresh", cr, cc, NULL, &r);
     ck_assert_msg(r.status == 200, "cookie refresh with its own CSRF token: "
                                    "%d %.300s",
                   r.status, r.body);
-    free(hdr);
     /* a refresh gives a new CSRF token (the web client's sign that another
      * tab refreshed), still bound to the session, and the old one still
      * names the session too */
@@ -2577,20 +2572,12 @@ START_TEST(csrf_bound_to_session)
         free(at2);
         ck_assert_str_ne(nc, cc);
         weft_hresp_free(&r);
-        hdr = it_strf("Cookie: weft_access=%s; weft_csrf=%s\r\n"
-                      "X-CSRF-Token: %s\r\n",
-                      na, nc, nc);
-        au_call(h, "POST", "/api/auth/password", hdr, pw, &r);
+        au_csrf_post(h, "/api/auth/password", "weft_access", na, nc, pw, &r);
         it_assert_error(&r, 401, "invalid_credentials");
         weft_hresp_free(&r);
-        free(hdr);
-        hdr = it_strf("Cookie: weft_access=%s; weft_csrf=%s\r\n"
-                      "X-CSRF-Token: %s\r\n",
-                      na, bc, bc);
-        au_call(h, "POST", "/api/auth/password", hdr, pw, &r);
+        au_csrf_post(h, "/api/auth/password", "weft_access", na, bc, pw, &r);
         it_assert_error(&r, 403, "csrf");
         weft_hresp_free(&r);
-        free(hdr);
         free(na);
         free(nc);
     }

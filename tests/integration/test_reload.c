@@ -560,6 +560,17 @@ START_TEST(test_reload_waits_for_every_loop)
     ini = it_strf("[plugin.loopblock]\npath = %s\nenabled = true\n", so);
     h = it_start(ini, LB_LOOPS);
     token = weft_harness_admin_token(h);
+    /* What each loop serves is the admins' business: refused without a
+     * credential, and left out of the anonymous list. */
+    it_get(h, "/admin/plugins", &r);
+    it_assert_error(&r, 401, "unauthorized");
+    weft_hresp_free(&r);
+    e = it_plugin_entry(h, "loopblock");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(json_object_get(e, "loops") == NULL &&
+                      json_object_get(e, "path") == NULL,
+                  "anonymous /api/plugins shows loops or path");
+    json_decref(e);
 
     /* One keep-alive connection per loop; SO_REUSEPORT spreads them by
      * a hash of the addresses, so a few dozen tries find every loop. */
